@@ -1,0 +1,13 @@
+"""`python -m bot`: the same startup sequence as `invoke start`."""
+
+from bot.entry import run
+from bot.startup import start
+
+
+def main() -> None:
+    """Run the startup sequence inside the error boundary."""
+    run(start, log_summary=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Ask the operator, on a terminal, to type the database name before a destructive change."""
+
+from __future__ import annotations
+
+import sys
+
+from bot.database.migrations import Confirm, Plan
+from bot.errors import Refused
+
+
+def describe_plan(plan: Plan) -> str:
+    """What will happen, in the words an operator checks before saying yes."""
+    lines = [f"About to {plan.direction} {plan.location}",
+             f"  current revision: {', '.join(plan.current) or 'base'}",
+             f"  target:           {plan.target}",
+             "  revisions that will be undone:" if plan.direction == "downgrade" else "  revisions to apply:"]
+    lines += [f"    {step.revision}  {step.message}" for step in plan.steps]
+    return "\n".join(lines)
+
+
+def confirmation(yes: bool, *, required: bool = True) -> Confirm | None:
+    """None when no confirmation is needed; otherwise a prompt that refuses without a terminal."""
+    if yes or not required:
+        return None
+
+    def ask(plan: Plan) -> bool:
+        if not sys.stdin.isatty():
+            raise Refused(f"{plan.direction} of {plan.location} needs confirmation",
+                          "there is no terminal to ask on", "pass --yes to confirm non-interactively")
+        print(describe_plan(plan), file=sys.stderr)
+        print(f"Type the database name ({plan.database}) to confirm: ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        return answer.strip() == plan.database
+
+    return ask

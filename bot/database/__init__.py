@@ -1,0 +1,1 @@
+"""Database access: URLs, engines, models, migrations and the locks that guard them."""

@@ -1,0 +1,117 @@
+"""Run Alembic's upgrade/downgrade steps on one connection, watching each step start and finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, RevisionStep
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from bot.logs import get_logger
+from bot.signals import ShutdownGuard
+
+log = get_logger("bot.migrations")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One revision to apply or undo, as an operator would read it."""
+
+    revision: str
+    message: str
+    source: tuple[str, ...]
+    destination: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A step that finished and committed."""
+
+    revision: str
+    direction: str
+    message: str
+    source: tuple[str, ...]
+    destination: tuple[str, ...]
+    duration_ms: float
+
+
+@dataclass
+class StepObserver:
+    """Logs each step with its position and timing, and keeps stop signals out of the middle of a step."""
+
+    direction: str
+    guard: ShutdownGuard
+    results: list[StepResult] = field(default_factory=list)
+    current: RevisionStep | None = None
+    position: int = 0
+    total: int = 0
+    started_at: float = 0.0
+
+    def observe(self, steps: list[RevisionStep]) -> Iterator[RevisionStep]:
+        """Yield Alembic's steps; code after each yield runs once that step's transaction committed."""
+        self.total = len(steps)
+        run_started = time.perf_counter()
+        for position, step in enumerate(steps, 1):
+            self.current, self.position, self.started_at = step, position, time.perf_counter()
+            self.guard.enter_critical()
+            yield step
+            self.guard.leave_critical()
+            result = _result(step, self.direction, (time.perf_counter() - self.started_at) * 1000)
+            self.results.append(result)
+            self.current = None
+            log.info("migration applied" if self.direction == "upgrade" else "migration reverted",
+                     revision=result.revision, previous_revision=_one(result.source),
+                     target_revision=_one(result.destination), message=result.message,
+                     duration_ms=round(result.duration_ms, 1), position=f"{position}/{self.total}",
+                     elapsed_ms=round((time.perf_counter() - run_started) * 1000, 1))
+            self.guard.raise_if_requested()
+
+
+def plan(step: RevisionStep) -> PlannedStep:
+    """Describe a step before it runs."""
+    info = step.info
+    return PlannedStep(revision=step.revision.revision, message=step.revision.doc or "",
+                       source=tuple(info.source_revision_ids), destination=tuple(info.destination_revision_ids))
+
+
+def _result(step: RevisionStep, direction: str, duration_ms: float) -> StepResult:
+    planned = plan(step)
+    return StepResult(planned.revision, direction, planned.message, planned.source, planned.destination, duration_ms)
+
+
+def _one(revisions: Iterable[str]) -> str | None:
+    """A revision tuple as one loggable value (None for base)."""
+    items = list(revisions)
+    return ",".join(items) if items else None
+
+
+def current_heads(connection: Connection) -> tuple[str, ...]:
+    """What alembic_version says, read on the given connection."""
+    return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def steps_between(scripts: ScriptDirectory, direction: str, target: str, heads: tuple[str, ...]) -> list[RevisionStep]:
+    """The steps Alembic would run from `heads` to `target`, in order."""
+    if direction == "upgrade":
+        return list(scripts._upgrade_revs(target, heads))
+    return list(scripts._downgrade_revs(target, heads))
+
+
+def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: ScriptDirectory, direction: str,
+              target: str, observer: StepObserver) -> None:
+    """What alembic.command.upgrade/downgrade do, on our connection and through our observer."""
+    if connection.in_transaction():
+        # An open transaction here makes Alembic treat it as external and skip every commit.
+        connection.rollback()
+    alembic_cfg.attributes["connection"] = connection
+
+    def work(heads: tuple[str, ...], _context: MigrationContext) -> Iterator[RevisionStep]:
+        return observer.observe(steps_between(scripts, direction, target, tuple(heads)))
+
+    with EnvironmentContext(alembic_cfg, scripts, fn=work, destination_rev=target):
+        scripts.run_env()

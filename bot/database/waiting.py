@@ -1,0 +1,75 @@
+"""Connect to the database, waiting with backoff through the failures that time can heal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.database.urls import where
+from bot.errors import DatabaseUnreachable
+from bot.logs import get_logger
+
+log = get_logger(__name__)
+
+_TRANSIENT_TEXT = (
+    "connection refused", "could not translate host name", "name or service not known",
+    "temporary failure in name resolution", "nodename nor servname", "timeout", "timed out",
+    "the database system is starting up", "the database system is shutting down",
+    "the database system is in recovery mode", "server closed the connection unexpectedly",
+    "no route to host", "network is unreachable", "connection reset", "can't connect to",
+    "lost connection", "too many connections", "server has gone away", "connection is closed",
+)
+_TRANSIENT_MYSQL_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013}
+_FATAL_MYSQL_CODES = {1044, 1045, 1049, 1698}
+
+
+def reason(error: BaseException) -> str:
+    """The driver's own first line of an error, which is what an operator needs to read."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for refused, timed out, unresolved or still-starting servers; False for wrong credentials."""
+    original = getattr(error, "orig", None) or error
+    args = getattr(original, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code in _FATAL_MYSQL_CODES:
+        return False
+    if code in _TRANSIENT_MYSQL_CODES:
+        return True
+    if isinstance(original, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        return True
+    text = str(original).lower()
+    if "password authentication failed" in text or "does not exist" in text or "access denied" in text:
+        return False
+    return any(marker in text for marker in _TRANSIENT_TEXT)
+
+
+async def open_connection(engine: AsyncEngine, url: URL, timeout: float) -> AsyncConnection:
+    """Open a connection, retrying transient failures until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await engine.connect()
+        except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
+            why = reason(error)
+            remaining = deadline - time.monotonic()
+            if not is_transient(error):
+                raise DatabaseUnreachable(f"cannot use the database at {where(url)}", why,
+                                          "check DATABASE_URL (credentials, database name)") from None
+            if remaining <= 0:
+                raise DatabaseUnreachable(f"database at {where(url)} is unreachable after {timeout:g}s", why,
+                                          "start the database or raise DB_WAIT_TIMEOUT") from None
+            log.warning("waiting for database", attempt=attempt, target=where(url), reason=why,
+                        retry_in_s=round(min(delay, remaining), 2))
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)

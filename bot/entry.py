@@ -1,0 +1,69 @@
+"""The one error boundary: set up .env, logging and configuration, run a command, map errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from bot.config import Config, load_config, load_env_file, logging_settings
+from bot.errors import ExitCode, Interrupted, ToolkitError
+from bot.logs import configure_logging, get_logger, register_secrets
+
+T = TypeVar("T")
+log = get_logger("bot.entry")
+
+
+def prepare(*, log_summary: bool = False) -> Config:
+    """Load .env, set up logging before validation (so errors are logged right), then validate."""
+    load_env_file()
+    terminal = sys.stderr.isatty()
+    configure_logging(*logging_settings(os.environ, stderr_is_terminal=terminal))
+    _register_raw_secrets()
+    config = load_config(os.environ, stderr_is_terminal=terminal)
+    configure_logging(config.log_level, config.log_format)
+    register_secrets(config.secrets())
+    if log_summary:
+        log.info("configuration loaded", **config.summary())
+    return config
+
+
+def _register_raw_secrets() -> None:
+    """Redact the raw values too, in case validation fails on them and a message quotes them."""
+    from sqlalchemy.engine import make_url
+
+    token = os.environ.get("BOT_TOKEN", "").strip()
+    register_secrets([token] if len(token) >= 8 else [])
+    try:
+        password = make_url(os.environ.get("DATABASE_URL", "").strip()).password
+    except Exception:  # noqa: BLE001 - a malformed URL is reported by validation
+        password = None
+    register_secrets([str(password)] if password and len(str(password)) >= 4 else [])
+
+
+def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
+    """Run a command inside the boundary; on an error, log one line and exit with its code."""
+    try:
+        config = prepare(log_summary=log_summary)
+        return command(config)
+    except Interrupted as stop:
+        log.info("stopped", reason=stop.line(), exit_code=int(stop.exit_code))
+        raise SystemExit(int(stop.exit_code)) from None
+    except ToolkitError as error:
+        level = "critical" if error.exit_code == ExitCode.MIGRATION_FAILED else "error"
+        getattr(log, level)(error.line(), exit_code=int(error.exit_code), **_loggable(error.fields))
+        raise SystemExit(int(error.exit_code)) from None
+    except KeyboardInterrupt:
+        log.info("stopped", reason="interrupted", exit_code=int(ExitCode.INTERRUPTED))
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001 - the boundary logs everything else with its traceback
+        log.error("unexpected error", error=f"{type(error).__name__}: {error}",
+                  exit_code=int(ExitCode.UNEXPECTED), exc_info=error)
+        raise SystemExit(int(ExitCode.UNEXPECTED)) from None
+
+
+def _loggable(fields: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in fields.items() if key not in ("event", "level")}

@@ -1,0 +1,98 @@
+"""One idempotent logging setup: structlog for our events, stdlib loggers routed through it, to stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+_HANDLER_NAME = "bot-toolkit"
+_secrets: set[str] = set()
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever sys.stderr is at emit time (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+class _DropAlembicChatter(logging.Filter):
+    """Alembic announces its dialect and DDL mode on every connection; that tells an operator nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "alembic.runtime.migration"
+                    and str(record.msg).startswith(("Context impl", "Will assume")))
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Strings to blank out of every rendered log line, whatever logger produced it."""
+    _secrets.update(value for value in values if value)
+
+
+def _redact(_logger: object, _name: str, rendered: str) -> str:
+    """Last line of defence: no secret leaves the process through the logs."""
+    for secret in _secrets:
+        if secret in rendered:
+            rendered = rendered.replace(secret, "***")
+    return rendered
+
+
+def _shared_processors() -> list[Any]:
+    """The processors every event passes, ours and stdlib's alike."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Route everything to stderr as JSON lines or console lines; safe to call again to change either."""
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.PositionalArgumentsFormatter(),
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    if fmt == "json":
+        final: list[Any] = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        final = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, _redact],
+    )
+    handler = _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    handler.addFilter(_DropAlembicChatter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)
+    # SQLAlchemy's engine logger echoes SQL at INFO; keep it for DEBUG runs only.
+    logging.getLogger("sqlalchemy.engine").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named like a stdlib one, so the level and routing apply."""
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,26 @@
+"""The startup sequence shared by `invoke start` and `python -m bot`."""
+
+from __future__ import annotations
+
+from bot.config import Config
+from bot.database.migrations import run_migrations_if_needed
+from bot.errors import Interrupted
+from bot.logs import get_logger
+from bot.signals import stop_signals_raise
+
+log = get_logger("bot.startup")
+
+
+def start(config: Config) -> None:
+    """Check the token, bring the schema to head (or refuse), then run the bot in this process."""
+    config.require_bot_token()
+    try:
+        with stop_signals_raise():
+            report = run_migrations_if_needed(config)
+            if report is not None:
+                log.info("schema ready", revision=",".join(report.after) or None, applied=len(report.steps),
+                         duration_ms=round(report.duration_ms, 1))
+            from bot.telegram.runner import run_bot
+        run_bot(config)
+    except Interrupted as stop:
+        log.info("stopped before polling", reason=stop.line())

@@ -1,0 +1,1 @@
+"""The aiogram side: importing this package costs seconds, so only `start` does."""

@@ -1,0 +1,146 @@
+"""Shared fixtures: a fresh database per test on each real server, project copies, subprocess helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from tests.fake_telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN = dict(host="127.0.0.1", port=5432, user=os.environ.get("TEST_PG_USER", "postgres"), dbname="postgres")
+MARIADB_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="")
+TOOLKIT_VARIABLES = ("ENV", "DATABASE_URL", "BOT_TOKEN", "TELEGRAM_API_URL", "LOG_LEVEL", "LOG_FORMAT",
+                     "MIGRATION_LOCK_TIMEOUT", "DB_WAIT_TIMEOUT")
+TOKEN = "123456789:AAH1testtokenvalue-abcdefghijklmnop"
+
+
+def server_unavailable(name: str, error: Exception) -> None:
+    """Skip visibly outside CI; in CI a missing server is a failure, never a skip."""
+    message = f"{name} is unreachable on 127.0.0.1: {error}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: .ci/run must start it)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> URL:
+    """A SQLite file of this test's own."""
+    return URL.create("sqlite+aiosqlite", database=str(tmp_path / "db" / "bot.db"))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[URL]:
+    """A PostgreSQL database created for this test and dropped after it."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(**PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        server_unavailable("PostgreSQL", error)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield URL.create("postgresql+psycopg", username=PG_ADMIN["user"], host="127.0.0.1", port=5432, database=name)
+    with psycopg.connect(**PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[URL]:
+    """A MariaDB database created for this test and dropped after it."""
+    import pymysql
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = pymysql.connect(**MARIADB_ADMIN, connect_timeout=3, autocommit=True)
+    except pymysql.err.OperationalError as error:
+        server_unavailable("MariaDB", error)
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    admin.close()
+    yield URL.create("mariadb+aiomysql", username="root", host="127.0.0.1", port=3306, database=name)
+    admin = pymysql.connect(**MARIADB_ADMIN, autocommit=True)
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def any_url(request: pytest.FixtureRequest) -> URL:
+    """The same test on each backend."""
+    return request.getfixturevalue(f"{request.param}_url" if request.param != "postgresql" else "postgres_url")
+
+
+def plain(url: URL) -> str:
+    """A URL as a user would write it in DATABASE_URL (password included)."""
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project to run real commands in, so a test may edit revisions or .env freely."""
+    target = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data", ".env", "backups")
+    for name in ("bot", "alembic"):
+        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    for name in ("alembic.ini", "tasks.py"):
+        shutil.copy2(ROOT / name, target / name)
+    return target
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """The machine's environment without the toolkit's variables, plus the given ones."""
+    env = {key: value for key, value in os.environ.items() if key not in TOOLKIT_VARIABLES}
+    env.update(variables)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_invoke(project_dir: Path, *args: str, env: dict[str, str], timeout: float = 120,
+               cwd: Path | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `invoke ARGS` against a project directory as a real subprocess."""
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(project_dir), *args],
+                          cwd=cwd or project_dir, env=env, capture_output=True, text=True, timeout=timeout,
+                          input=input_text)
+
+
+def json_lines(stderr: str) -> list[dict[str, object]]:
+    """Parse every stderr line as JSON (fails the test on the first line that is not)."""
+    events = []
+    for line in stderr.splitlines():
+        if line.strip():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise AssertionError(f"not a JSON log line: {line!r}") from error
+    return events
+
+
+def events_named(stderr: str, name: str) -> list[dict[str, object]]:
+    """The JSON log events with this event name."""
+    return [event for event in json_lines(stderr) if event.get("event") == name]
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    """A fake Bot API server on 127.0.0.1 for this test."""
+    with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests never see the developer's own toolkit variables."""
+    for name in TOOLKIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
