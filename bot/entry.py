@@ -51,8 +51,9 @@ def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
         log.info("stopped", reason=stop.line(), exit_code=int(stop.exit_code))
         raise SystemExit(int(stop.exit_code)) from None
     except ToolkitError as error:
-        level = "critical" if error.exit_code == ExitCode.MIGRATION_FAILED else "error"
-        getattr(log, level)(error.line(), exit_code=int(error.exit_code), **_loggable(error.fields))
+        # A failed migration is the fail-fast case: critical, so alerting picks it up.
+        emit = log.critical if error.exit_code == ExitCode.MIGRATION_FAILED else log.error
+        emit("command failed", error=error.line(), exit_code=int(error.exit_code), **_loggable(error.fields))
         raise SystemExit(int(error.exit_code)) from None
     except KeyboardInterrupt:
         log.info("stopped", reason="interrupted", exit_code=int(ExitCode.INTERRUPTED))
@@ -66,4 +67,5 @@ def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
 
 
 def _loggable(fields: dict[str, object]) -> dict[str, object]:
-    return {key: value for key, value in fields.items() if key not in ("event", "level")}
+    """Extra fields an error carries, minus names that would clash with the event's own."""
+    return {key: value for key, value in fields.items() if key not in ("event", "level", "error", "exit_code")}

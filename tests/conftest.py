@@ -139,6 +139,14 @@ def telegram() -> Iterator[FakeTelegram]:
         yield server
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _logging_to_stderr() -> None:
+    """In-process tests log the way the toolkit does (JSON on stderr), never on stdout."""
+    from bot.logs import configure_logging
+
+    configure_logging("INFO", "json")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process tests never see the developer's own toolkit variables."""

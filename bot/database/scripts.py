@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from typing import Any
 
 from alembic.config import Config as AlembicConfig
@@ -16,7 +17,8 @@ TOOLKIT_TABLES = frozenset({"alembic_version"})
 
 def alembic_config(config: Config, **attributes: Any) -> AlembicConfig:
     """An Alembic Config for our ini, carrying the toolkit's Config (and a connection) to env.py."""
-    alembic_cfg = AlembicConfig(str(ALEMBIC_INI))
+    # quiet: Alembic's own "Generating …" status text would land on stdout, which is for results.
+    alembic_cfg = AlembicConfig(str(ALEMBIC_INI), cmd_opts=Namespace(quiet=True))
     alembic_cfg.attributes["toolkit_config"] = config
     alembic_cfg.attributes.update(attributes)
     return alembic_cfg

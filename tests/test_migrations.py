@@ -1,0 +1,143 @@
+"""The migration API end to end on real databases: schema, data, history and the stairway."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.config import Config
+from bot.database import migrations
+from bot.database.engine import ensure_sqlite_folder
+from bot.database.scripts import TOOLKIT_TABLES
+from bot.database.urls import sync_url
+from bot.errors import ConfigError, Refused
+
+
+def inspect_schema(url: URL) -> dict[str, set[str]]:
+    """Tables and their columns, read through a plain sync connection."""
+    ensure_sqlite_folder(url)
+    engine = sa.create_engine(sync_url(url))
+    try:
+        inspector = sa.inspect(engine)
+        return {table: {column["name"] for column in inspector.get_columns(table)}
+                for table in inspector.get_table_names() if table not in TOOLKIT_TABLES}
+    finally:
+        engine.dispose()
+
+
+def execute(url: URL, statement: str) -> list[tuple[object, ...]]:
+    """Run one SQL statement and return its rows (committing writes)."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(sa.text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+
+def test_full_lifecycle_keeps_data_where_it_should(any_url: URL) -> None:
+    """migrate → history → rollback → rollback-base → migrate leaves the schema and rows each step promises."""
+    config = Config(database_url=any_url)
+    report = migrations.upgrade(config)
+    assert [step.revision for step in report.steps] == ["0001", "0002"]
+    assert report.after == ("0002",)
+    assert inspect_schema(any_url)["users"] >= {"id", "first_name", "last_seen_at", "message_count"}
+
+    history = migrations.history(config)
+    assert [(info.revision, info.applied, info.is_current) for info in history] == [
+        ("0002", True, True), ("0001", True, False)]
+
+    execute(any_url, "INSERT INTO users (id, first_name, message_count) VALUES (7, 'Ann', 5)")
+    report = migrations.rollback(config)
+    assert [step.revision for step in report.steps] == ["0002"] and report.after == ("0001",)
+    schema = inspect_schema(any_url)
+    assert "message_count" not in schema["users"] and "last_seen_at" not in schema["users"]
+    assert execute(any_url, "SELECT id, first_name FROM users") == [(7, "Ann")]
+    state = migrations.status(config)
+    assert state.current == ("0001",) and [info.revision for info in state.pending] == ["0002"]
+
+    report = migrations.rollback_to_base(config, confirm=lambda plan: True)
+    assert [step.revision for step in report.steps] == ["0001"]
+    assert inspect_schema(any_url) == {}
+
+    assert migrations.upgrade(config).after == ("0002",)
+    assert migrations.status(config).at_head
+
+
+def test_stairway_every_revision_up_down_up(any_url: URL) -> None:
+    """Each revision upgrades, downgrades back to exactly the previous schema, and upgrades again."""
+    config = Config(database_url=any_url)
+    previous_schema = inspect_schema(any_url)
+    for revision in ["0001", "0002"]:
+        migrations.upgrade(config, to=revision)
+        upgraded = inspect_schema(any_url)
+        migrations.rollback(config, steps=1)
+        assert inspect_schema(any_url) == previous_schema, f"downgrade of {revision} did not reverse it"
+        migrations.upgrade(config, to=revision)
+        assert inspect_schema(any_url) == upgraded
+        previous_schema = upgraded
+
+
+def test_upgrade_at_head_is_a_no_op(sqlite_url: URL) -> None:
+    """A second upgrade applies nothing and reports the same revision."""
+    config = Config(database_url=sqlite_url)
+    migrations.upgrade(config)
+    report = migrations.upgrade(config)
+    assert report.steps == () and report.before == report.after == ("0002",)
+
+
+def test_rollback_at_base_and_bad_targets(sqlite_url: URL) -> None:
+    """Rolling back too far or to an unknown revision is a one-line input error and changes nothing."""
+    config = Config(database_url=sqlite_url)
+    migrations.upgrade(config, to="0001")
+    with pytest.raises(ConfigError, match="cannot downgrade"):
+        migrations.rollback(config, steps=3)
+    with pytest.raises(ConfigError, match="cannot downgrade"):
+        migrations.rollback(config, to="nope")
+    with pytest.raises(ConfigError, match="--steps 0"):
+        migrations.rollback(config, steps=0)
+    with pytest.raises(ConfigError, match="both given"):
+        migrations.rollback(config, steps=2, to="base")
+    assert migrations.status(config).current == ("0001",)
+
+
+def test_unconfirmed_rollback_changes_nothing(sqlite_url: URL) -> None:
+    """A confirmation that says no refuses the rollback and every table stays."""
+    config = Config(database_url=sqlite_url)
+    migrations.upgrade(config)
+    seen = []
+    with pytest.raises(Refused):
+        migrations.rollback_to_base(config, confirm=lambda plan: seen.append(plan) or False)
+    assert [step.revision for step in seen[0].steps] == ["0002", "0001"]
+    assert "users" in inspect_schema(sqlite_url)
+
+
+def test_unknown_database_revision_is_refused(sqlite_url: URL) -> None:
+    """A database stamped with a revision the scripts do not know is refused before any change."""
+    config = Config(database_url=sqlite_url)
+    migrations.upgrade(config)
+    execute(sqlite_url, "UPDATE alembic_version SET version_num = 'ffff'")
+    assert migrations.status(config).unknown == ("ffff",)
+    with pytest.raises(Refused, match="ffff"):
+        migrations.upgrade(config)
+    with pytest.raises(Refused, match="ffff"):
+        migrations.rollback(config)
+
+
+def test_development_refuses_a_stale_schema(sqlite_url: URL) -> None:
+    """In development, run_migrations_if_needed never migrates and refuses while revisions are pending."""
+    config = Config(database_url=sqlite_url)
+    with pytest.raises(Refused, match="2 revision"):
+        migrations.run_migrations_if_needed(config)
+    assert "users" not in inspect_schema(sqlite_url)
+    migrations.upgrade(config)
+    assert migrations.run_migrations_if_needed(config) is None
+
+
+def test_production_migrates_on_start(sqlite_url: URL) -> None:
+    """In production, run_migrations_if_needed upgrades to head."""
+    report = migrations.run_migrations_if_needed(Config(env="production", database_url=sqlite_url))
+    assert report is not None and report.after == ("0002",)

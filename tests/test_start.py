@@ -1,0 +1,132 @@
+"""`invoke start` and `python -m bot` as real processes against a fake Bot API server."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import TOKEN, clean_env, events_named, json_lines, run_invoke
+from tests.fake_telegram import FakeTelegram
+
+BROKEN_REVISION = '''"""broken on purpose
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("users", sa.Column("nickname", sa.String(32)))
+    op.execute("SELECT * FROM table_that_does_not_exist")
+
+
+def downgrade():
+    op.drop_column("users", "nickname")
+'''
+
+
+def start_process(project: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "invoke", "start"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_start_in_production_migrates_serves_and_stops_on_sigterm(project: Path, telegram: FakeTelegram) -> None:
+    """Production start migrates an empty database, answers /start, stores the user, and exits 0 on SIGTERM."""
+    database = project / "data" / "bot.db"
+    env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
+    process = start_process(project, env)
+    try:
+        telegram.wait_for("getUpdates", token=TOKEN, timeout=30)
+        telegram.push_message(TOKEN, "/start", user_id=555, first_name="Zoë")
+        reply = telegram.wait_for("sendMessage", token=TOKEN)[0]
+        assert reply.params["chat_id"] == "555" and "Zoë" in reply.params["text"]
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("SELECT id, first_name FROM users").fetchall() == [(555, "Zoë")]
+        stopped_at = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - stopped_at < 5
+    finally:
+        process.kill()
+    stdout, stderr = process.communicate()
+    events = json_lines(stderr)
+    names = [event["event"] for event in events]
+    assert names.index("configuration loaded") < names.index("migrations complete") < names.index("polling started")
+    assert [event["revision"] for event in events if event["event"] == "migration applied"] == ["0001", "0002"]
+    assert TOKEN.split(":")[1] not in stderr
+    assert stdout == "", "logs belong on stderr"
+
+
+def test_broken_revision_in_production_fails_fast_with_exit_4(project: Path, telegram: FakeTelegram) -> None:
+    """A revision that raises stops start with exit 4, names the revision, and never polls."""
+    (project / "alembic" / "versions" / "0003_broken.py").write_text(BROKEN_REVISION)
+    env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
+    result = run_invoke(project, "start", env=env)
+    assert result.returncode == 4, result.stderr
+    failed = events_named(result.stderr, "migration failed")
+    assert failed and failed[0]["revision"] == "0003" and "Traceback" in str(failed[0]["exception"])
+    final = json_lines(result.stderr)[-1]
+    assert final["level"] == "critical" and "0003" in str(final["error"]) and final["exit_code"] == 4
+    assert telegram.calls_to("getUpdates") == [] and telegram.calls_to("getMe") == []
+    with sqlite3.connect(project / "data" / "bot.db") as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(users)")}
+    assert "nickname" not in columns, "the failed revision must be rolled back as a whole"
+
+
+def test_development_start_refuses_a_stale_schema(project: Path, telegram: FakeTelegram) -> None:
+    """Development start on pending revisions warns with the count, exits 6 and never polls."""
+    env = clean_env(ENV="development", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
+    result = run_invoke(project, "start", env=env)
+    assert result.returncode == 6, result.stderr
+    warning = events_named(result.stderr, "migrations skipped in development")[0]
+    assert warning["level"] == "warning" and warning["pending"] == 2
+    assert "invoke migrate" in json_lines(result.stderr)[-1]["error"]
+    assert telegram.calls == []
+
+
+def test_python_m_bot_runs_the_same_sequence(project: Path) -> None:
+    """`python -m bot` refuses a stale development schema exactly like `invoke start`."""
+    env = clean_env(ENV="development", BOT_TOKEN=TOKEN, TELEGRAM_API_URL="http://127.0.0.1:9")
+    result = subprocess.run([sys.executable, "-m", "bot"], cwd=project, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 6, result.stderr
+    assert events_named(result.stderr, "migrations skipped in development")[0]["pending"] == 2
+
+
+def test_missing_token_fails_before_anything_connects(project: Path) -> None:
+    """start without BOT_TOKEN exits 2 and creates no database file."""
+    result = run_invoke(project, "start", env=clean_env(ENV="production"))
+    assert result.returncode == 2
+    assert "BOT_TOKEN" in json_lines(result.stderr)[-1]["error"]
+    assert not (project / "data" / "bot.db").exists()
+
+
+def test_sigterm_before_polling_stops_cleanly(project: Path, telegram: FakeTelegram) -> None:
+    """A SIGTERM during start-up ends the process promptly with a log line and no traceback."""
+    env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
+    process = start_process(project, env)
+    deadline = time.monotonic() + 30
+    while not (project / "data" / "bot.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+    _, stderr = process.communicate()
+    assert events_named(stderr, "stopped before polling")
+    assert "Traceback" not in stderr
+    assert telegram.calls_to("getUpdates") == []

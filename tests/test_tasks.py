@@ -1,0 +1,89 @@
+"""The Invoke tasks as an operator runs them: output streams, confirmations, imports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import clean_env, json_lines, run_invoke
+
+
+def test_every_task_and_flag_is_explained(project: Path) -> None:
+    """`invoke --list` names every task and `--help` describes every flag."""
+    env = clean_env()
+    listing = run_invoke(project, "--list", env=env).stdout
+    for name in ("migrate", "rollback", "rollback-base", "history", "status", "revision", "start"):
+        assert name in listing
+    help_text = run_invoke(project, "--help", "rollback", env=env).stdout
+    for flag in ("--steps", "--to", "--yes"):
+        line = next(line for line in help_text.splitlines() if line.strip().startswith("-") and flag in line)
+        assert len(line.split(flag, 1)[1].strip()) > 10, f"{flag} has no help"
+
+
+def test_status_and_history_print_tables_on_stdout(project: Path) -> None:
+    """Results go to stdout and logs to stderr, so scripts can pipe the tables."""
+    env = clean_env(ENV="production")
+    assert run_invoke(project, "migrate", "--to", "0001", env=env).returncode == 0
+    status = run_invoke(project, "status", env=env)
+    assert status.returncode == 0
+    assert status.stdout.splitlines()[:3] == ["current  0001", "head     0002", "pending  1"]
+    history = run_invoke(project, "history", env=env)
+    rows = history.stdout.splitlines()
+    assert rows[1].startswith("0002") and "pending" in rows[1] and "(head)" in rows[1]
+    assert rows[2].startswith("0001") and "applied" in rows[2] and "current" in rows[2]
+    json_lines(status.stderr)
+    json_lines(history.stderr)
+
+
+def test_rollback_base_without_terminal_or_yes_refuses(project: Path) -> None:
+    """rollback-base with no terminal and no --yes exits 6 and leaves every table."""
+    env = clean_env()
+    assert run_invoke(project, "migrate", env=env).returncode == 0
+    refused = run_invoke(project, "rollback-base", env=env, input_text="")
+    assert refused.returncode == 6
+    assert "--yes" in json_lines(refused.stderr)[-1]["error"]
+    assert run_invoke(project, "status", env=env).stdout.startswith("current  0002")
+    done = run_invoke(project, "rollback-base", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert run_invoke(project, "status", env=env).stdout.startswith("current  base")
+
+
+def test_production_rollback_needs_confirmation(project: Path) -> None:
+    """In production a rollback without a terminal needs --yes; with it, one revision is undone."""
+    env = clean_env(ENV="production")
+    run_invoke(project, "migrate", env=env)
+    assert run_invoke(project, "rollback", env=env).returncode == 6
+    assert run_invoke(project, "rollback", "--yes", env=env).returncode == 0
+    assert run_invoke(project, "status", env=env).stdout.startswith("current  0001")
+
+
+def test_revision_writes_the_next_numbered_file(project: Path) -> None:
+    """`invoke revision -m` writes 0003_<slug>.py revising the head; an empty message exits 2."""
+    env = clean_env()
+    result = run_invoke(project, "revision", "-m", "add settings", env=env)
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.name == "0003_add_settings.py" and path.parent == project / "alembic" / "versions"
+    assert re.search(r"^down_revision\b.*=\s*['\"]0002['\"]", path.read_text(), re.MULTILINE)
+    assert run_invoke(project, "revision", env=env).returncode == 2
+
+
+def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
+    """With the database at head, autogenerate writes an empty revision (the models match the revisions)."""
+    env = clean_env()
+    run_invoke(project, "migrate", env=env)
+    result = run_invoke(project, "revision", "-m", "nothing", "--autogenerate", env=env)
+    assert result.returncode == 0, result.stderr
+    body = Path(result.stdout.strip()).read_text()
+    assert "op." not in body.split("def upgrade")[1]
+
+
+def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> None:
+    """Listing tasks and running status leave aiogram unimported."""
+    code = ("import sys, tasks; from bot import commands; "
+            "commands.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
