@@ -9,46 +9,84 @@ from __future__ import annotations
 from invoke import Context, task
 
 
-@task(help={"to": "Revision to upgrade to (default: head)."})
-def migrate(c: Context, to: str = "head") -> None:
+@task(help={"to": "Revision to upgrade to (default: head).",
+            "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
+            "allow-destructive": "Apply revisions that drop/rename/retype without the reviewed marker (one deploy).",
+            "no-backup": "Skip the backup BACKUP_BEFORE_MIGRATE=true asks for, knowingly."})
+def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: bool = False,
+            no_backup: bool = False) -> None:
     """Upgrade the database schema to head (or --to REV) under the migration lock."""
     from bot import commands
 
-    commands.migrate(to=to)
+    commands.migrate(to=to, sql=sql, allow_destructive=allow_destructive, no_backup=no_backup)
 
 
 @task(help={"steps": "How many revisions to undo (default: 1).",
             "to": "Undo down to this revision instead (it stays applied).",
-            "yes": "Confirm without a prompt (needed in production without a terminal)."})
-def rollback(c: Context, steps: int | None = None, to: str | None = None, yes: bool = False) -> None:
-    """Undo the last revision (or --steps N, or down --to REV)."""
+            "yes": "Confirm without a prompt (needed in production without a terminal).",
+            "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
+            "no-backup": "Go on without the backup taken before every rollback, knowingly."})
+def rollback(c: Context, steps: int | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
+             no_backup: bool = False) -> None:
+    """Undo the last revision (or --steps N, or down --to REV), after a verified backup."""
     from bot import commands
 
-    commands.rollback(steps=steps, to=to, yes=yes)
+    commands.rollback(steps=steps, to=to, yes=yes, sql=sql, no_backup=no_backup)
 
 
-@task(name="rollback-base", help={"yes": "Confirm without a prompt (required without a terminal)."})
-def rollback_base(c: Context, yes: bool = False) -> None:
-    """Undo every revision: drops every table the revisions created."""
+@task(name="rollback-base", help={"yes": "Confirm without a prompt (required without a terminal).",
+                                  "sql": "Print the SQL that would run on stdout; change nothing.",
+                                  "no-backup": "Go on without the backup taken first, knowingly."})
+def rollback_base(c: Context, yes: bool = False, sql: bool = False, no_backup: bool = False) -> None:
+    """Undo every revision: drops every table the revisions created (after a verified backup)."""
     from bot import commands
 
-    commands.rollback_base(yes=yes)
+    commands.rollback_base(yes=yes, sql=sql, no_backup=no_backup)
+
+
+@task(help={"path": "The backup file to restore (from BACKUP_DIR).",
+            "yes": "Confirm without a prompt (required without a terminal).",
+            "no-backup": "Skip the backup of the current state taken before the restore, knowingly."})
+def restore(c: Context, path: str, yes: bool = False, no_backup: bool = False) -> None:
+    """Restore a backup under the migration lock; the journal keeps its current rows."""
+    from bot import commands
+
+    commands.restore(path=path, yes=yes, no_backup=no_backup)
 
 
 @task
-def history(c: Context) -> None:
-    """List every revision, newest first, marking the current and pending ones."""
+def check(c: Context) -> None:
+    """Compare the models with the live schema; exit 7 listing the differences (for CI)."""
     from bot import commands
 
-    commands.history()
+    commands.check()
 
 
-@task
-def status(c: Context) -> None:
-    """Show the current revision, the head and the pending revisions."""
+@task(help={"limit": "Show only the N newest revisions (default 0: all).",
+            "json": "Print one JSON document on stdout (shape: docs/JOURNAL.md)."})
+def history(c: Context, limit: int = 0, json: bool = False) -> None:
+    """List every revision, newest first, with when, by whom, from where and how long it was applied."""
     from bot import commands
 
-    commands.status()
+    commands.history(limit=limit or None, as_json=json)
+
+
+@task(help={"json": "Print one JSON document on stdout (shape: docs/JOURNAL.md).",
+            "check": "Exit 7 when anything is pending, half-applied or unknown (for CI and deploy gates)."})
+def status(c: Context, json: bool = False, check: bool = False) -> None:
+    """Show the current revision, the head, the pending revisions and any half-applied one."""
+    from bot import commands
+
+    commands.status(as_json=json, check=check)
+
+
+@task(help={"to": "The revision the schema now matches (after a manual repair).",
+            "yes": "Confirm without a prompt (required without a terminal)."})
+def stamp(c: Context, to: str = "", yes: bool = False) -> None:
+    """Set the database's revision without running anything: the way out of a half-applied revision."""
+    from bot import commands
+
+    commands.stamp(to=to, yes=yes)
 
 
 @task(help={"message": "What the revision does (names the file).",
@@ -60,9 +98,17 @@ def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
     commands.revision(message=message, autogenerate=autogenerate)
 
 
-@task
-def start(c: Context) -> None:
+@task(help={"allow-destructive": "Apply revisions that drop/rename/retype without the reviewed marker (one deploy)."})
+def start(c: Context, allow_destructive: bool = False) -> None:
     """Load .env, migrate (production) or check the schema (development), then run the bot."""
     from bot import commands
 
-    commands.start()
+    commands.start(allow_destructive=allow_destructive)
+
+
+@task(help={"json": "Print one JSON document on stdout instead of the table."})
+def doctor(c: Context, json: bool = False) -> None:
+    """Show the effective configuration (secrets masked) and whether the database and Bot API answer."""
+    from bot import commands
+
+    commands.doctor(as_json=json)

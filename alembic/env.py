@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from bot.config import Config, load_config, load_env_file, logging_settings
 from bot.database.engine import create_engine
@@ -68,7 +68,11 @@ def main() -> None:
         run_offline(config)
         return
     connection = alembic_cfg.attributes.get("connection")
-    if connection is not None:
+    if isinstance(connection, Engine):
+        # pytest-alembic hands over an Engine rather than a Connection: run on one connection of it.
+        with connection.connect() as opened:
+            run_on_connection(opened)
+    elif connection is not None:
         run_on_connection(connection)
     else:
         asyncio.run(run_online(config))

@@ -16,6 +16,12 @@ down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# Review marker. Production refuses to upgrade through a revision that drops a table or column, renames,
+# changes a column's type, adds a NOT NULL column without a default, builds an index without CONCURRENTLY
+# on an existing PostgreSQL table, or runs DROP/DELETE/TRUNCATE SQL -- unless this says why it is safe,
+# e.g. "column unused since 1.4, backed up in the release notes". See docs/ROLLBACK.md.
+reviewed_destructive: str | None = None
+
 
 def upgrade() -> None:
     """Apply this revision."""

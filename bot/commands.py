@@ -2,41 +2,148 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.config import Config
 from bot.confirm import confirmation
 from bot.database import migrations
 from bot.entry import run
-from bot.reports import format_history, format_status
+from bot.errors import MigrationFailed
 
 
-def migrate(to: str = "head") -> None:
-    """Upgrade under the migration lock."""
-    run(lambda config: migrations.upgrade(config, to=to))
+def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False) -> None:
+    """Upgrade under the migration lock (production: review, and backup when BACKUP_BEFORE_MIGRATE=true)."""
+    from dataclasses import replace
 
-
-def rollback(steps: int | None = None, to: str | None = None, yes: bool = False) -> None:
-    """Downgrade N steps or to a revision; production asks first."""
+    from bot.database.safeguards import upgrade_guards
 
     def command(config: Config) -> None:
-        migrations.rollback(config, steps=1 if steps is None and to is None else steps, to=to,
-                            confirm=confirmation(yes, required=config.is_production))
+        if sql:
+            _print_sql(config, "upgrade", to)
+            return
+        if no_backup:
+            config = replace(config, backup_before_migrate=False)
+        try:
+            migrations.upgrade(config, to=to, safeguards=upgrade_guards(config, allow_destructive=allow_destructive))
+        except MigrationFailed as error:
+            from bot.notify import alert_migration_failed
+
+            alert_migration_failed(config, error)  # only when BOT_TOKEN and ADMIN_IDS are set; bounded
+            raise
 
     run(command)
 
 
-def rollback_base(yes: bool = False) -> None:
-    """Undo every revision; always asks first."""
-    run(lambda config: migrations.rollback_to_base(config, confirm=confirmation(yes)))
+def rollback(steps: int | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
+             no_backup: bool = False) -> None:
+    """Downgrade N steps or to a revision; production asks first; a verified backup comes before."""
+    from bot.database.safeguards import downgrade_guards
+
+    def command(config: Config) -> None:
+        count = 1 if steps is None and to is None else _whole_number(steps)
+        if sql:
+            _print_sql(config, "downgrade", migrations.rollback_target(count, to))
+            return
+        migrations.rollback(config, steps=count, to=to, confirm=confirmation(yes, required=config.is_production),
+                            safeguards=downgrade_guards(config, backup=not no_backup))
+
+    run(command)
 
 
-def history() -> None:
-    """Print every revision, newest first."""
-    run(lambda config: print(format_history(migrations.history(config))))
+def rollback_base(yes: bool = False, sql: bool = False, no_backup: bool = False) -> None:
+    """Undo every revision; always asks first; a verified backup comes before."""
+    from bot.database.safeguards import downgrade_guards
+
+    def command(config: Config) -> None:
+        if sql:
+            _print_sql(config, "downgrade", "base")
+            return
+        migrations.rollback_to_base(config, confirm=confirmation(yes),
+                                    safeguards=downgrade_guards(config, backup=not no_backup))
+
+    run(command)
 
 
-def status() -> None:
-    """Print the current revision, head and pending list."""
-    run(lambda config: print(format_status(migrations.status(config))))
+def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
+    """Restore a backup under the migration lock; always asks first; the current state is backed up before."""
+    from pathlib import Path
+
+    from bot.database.restore import restore as restore_backup
+    from bot.errors import ConfigError
+
+    def command(config: Config) -> None:
+        if not path.strip():
+            raise ConfigError("no backup was named", "restore needs the path of a backup file",
+                              "run `invoke restore backups/<file>` (see `ls backups/`)")
+        report = restore_backup(config, Path(path), confirm=confirmation(yes), backup_first=not no_backup)
+        print(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
+              + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
+
+    run(command)
+
+
+def check() -> None:
+    """Compare the models with the live schema; exit 7 with the list of differences."""
+    from bot.database.drift import check_drift
+
+    run(lambda config: print(check_drift(config)))
+
+
+def _whole_number(value: int | str | None) -> int | None:
+    """--steps as a number: Invoke hands over a string when the flag's default is None."""
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        from bot.errors import ConfigError
+
+        raise ConfigError(f"--steps {text!r} is not a whole number", "it counts revisions to undo",
+                          "pass e.g. --steps 2")
+    return int(text)
+
+
+def _print_sql(config: Config, direction: str, target: str) -> None:
+    """--sql: the offline SQL on stdout, nothing changed."""
+    from bot.database.preview import render_sql
+
+    print(render_sql(config, direction, target), end="")
+
+
+def history(limit: int | None = None, as_json: bool = False) -> None:
+    """Print the revision graph newest first, with the journal's when, who, where and how long."""
+    from bot.database import overview
+    from bot.reports import format_journal_history  # reports build on overview: Alembic, asyncio
+
+    def command(config: Config) -> None:
+        shown = overview.validate_limit(limit)
+        found = overview.read_overview(config)
+        if as_json:
+            print(json.dumps(overview.history_document(found, shown), indent=2))
+        else:
+            print(format_journal_history(found, shown))
+
+    run(command)
+
+
+def status(as_json: bool = False, check: bool = False) -> None:
+    """Print the current revision, head, pending list and half-applied flag; --check exits 7 unless at head."""
+    from bot.database import overview
+    from bot.reports import format_journal_status
+
+    def command(config: Config) -> None:
+        found = overview.read_overview(config)
+        print(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
+        if check:
+            overview.check(found)
+
+    run(command)
+
+
+def stamp(to: str, yes: bool = False) -> None:
+    """Set the database's revision by hand after repairing a half-applied one; always asks first."""
+    from bot.database.stamping import stamp as stamp_database
+
+    run(lambda config: stamp_database(config, to, confirm=confirmation(yes)))
 
 
 def revision(message: str, autogenerate: bool = False) -> None:
@@ -44,8 +151,23 @@ def revision(message: str, autogenerate: bool = False) -> None:
     run(lambda config: print(migrations.create_revision(message, autogenerate, config)))
 
 
-def start() -> None:
+def start(allow_destructive: bool = False) -> None:
     """The startup sequence: migrate when production says so, refuse a stale schema, run the bot."""
+    from dataclasses import replace
+
     from bot.startup import start as start_bot
 
-    run(start_bot, log_summary=True)
+    run(lambda config: start_bot(replace(config, allow_destructive_migrations=True) if allow_destructive
+                                 else config), log_summary=True)
+
+
+def doctor(as_json: bool = False) -> None:
+    """Print the effective configuration (secrets masked), database and Bot API verdicts; exit 7 on a failure."""
+    from bot.doctor import diagnose, raise_on_failure, render_json, render_table
+
+    def command(config: Config) -> None:
+        findings = diagnose(config)
+        print(render_json(config, findings) if as_json else render_table(config, findings))
+        raise_on_failure(findings)
+
+    run(command)

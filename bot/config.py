@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,12 +14,18 @@ from sqlalchemy.engine import URL
 
 from bot.database.urls import database_label, default_database_url, describe_url, normalize_database_url
 from bot.errors import ConfigError
-from bot.paths import ENV_FILE
+from bot.paths import ENV_FILE, PROJECT_ROOT
 
 ENVIRONMENTS = ("development", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
 TOKEN_PATTERN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+# Docker/Kubernetes secrets convention: NAME_FILE holds the path of a file with the value.
+SECRET_FILE_VARIABLES = ("BOT_TOKEN", "DATABASE_URL")
 
 
 class Secret:
@@ -58,11 +64,42 @@ class Config:
     log_format: str = "json"
     migration_lock_timeout: float = 300.0
     db_wait_timeout: float = 60.0
+    migrate_on_start: bool | None = None  # None: follow ENV (production migrates on start)
+    webhook_url: str | None = None
+    webhook_secret: Secret | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 8080
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None
+    admin_ids: tuple[int, ...] = ()
+    shutdown_timeout: float = 8.0
+    telegram_proxy: Secret | None = None
+    backup_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "backups")
+    backup_keep: int = 10
+    backup_before_migrate: bool = False
+    allow_destructive_migrations: bool = False
+    ddl_lock_timeout: float = 10.0
+    ddl_statement_timeout: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.migrate_on_start is None:
+            object.__setattr__(self, "migrate_on_start", self.env == "production")
 
     @property
     def is_production(self) -> bool:
         """Production migrates on start; development refuses a stale schema instead."""
         return self.env == "production"
+
+    @property
+    def mode(self) -> str:
+        """webhook when WEBHOOK_URL is set (every replica serves), else polling (one leader polls)."""
+        return "webhook" if self.webhook_url else "polling"
+
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook listener serves: the one in WEBHOOK_URL, or /webhook."""
+        path = urlsplit(self.webhook_url or "").path
+        return path if path not in ("", "/") else "/webhook"
 
     def require_bot_token(self) -> Secret:
         """The token, or a configuration error for the commands that talk to Telegram."""
@@ -76,8 +113,10 @@ class Config:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, for the log redactor."""
-        values = [self.bot_token.reveal() if self.bot_token else "", self.database_url.password or ""]
-        return tuple(value for value in values if len(str(value)) >= 4)
+        values = [self.bot_token.reveal() if self.bot_token else "", self.database_url.password or "",
+                  self.webhook_secret.reveal() if self.webhook_secret else "",
+                  urlsplit(self.telegram_proxy.reveal()).password or "" if self.telegram_proxy else ""]
+        return tuple(str(value) for value in values if len(str(value)) >= 4)
 
     def summary(self) -> dict[str, object]:
         """What the operator needs to see at startup, with every secret masked."""
@@ -89,7 +128,25 @@ class Config:
             "telegram_api_url": self.telegram_api_url or "https://api.telegram.org",
             "log_level": self.log_level,
             "log_format": self.log_format,
+            "migrate_on_start": self.migrate_on_start,
+            "mode": self.mode,
+            "webhook_url": self.webhook_url,
+            "webhook_listen": f"{self.webhook_host}:{self.webhook_port}" if self.webhook_url else None,
+            "health_listen": f"{self.health_host}:{self.health_port}" if self.health_port else None,
+            "admin_ids": len(self.admin_ids),
+            "shutdown_timeout": self.shutdown_timeout,
+            "telegram_proxy": mask_proxy(self.telegram_proxy),
         }
+
+
+def mask_proxy(proxy: Secret | None) -> str | None:
+    """scheme://host:port of a proxy, without its credentials."""
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy.reveal())
+    port = f":{parts.port}" if parts.port else ""
+    user = "***@" if parts.username or parts.password else ""
+    return f"{parts.scheme}://{user}{parts.hostname}{port}"
 
 
 def mask_token(token: Secret | None) -> str | None:
@@ -100,13 +157,13 @@ def mask_token(token: Secret | None) -> str | None:
     return f"{bot_id}:***"
 
 
-def load_env_file(path: Path = ENV_FILE, environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
+def load_env_file(path: Path = ENV_FILE, environ: MutableMapping[str, str] | None = None) -> bool:
     """Fill missing variables from the project's .env; real environment variables win."""
-    from dotenv import dotenv_values
-
     target = os.environ if environ is None else environ
     if not path.is_file():
         return False
+    from dotenv import dotenv_values  # only when there is a file: a start without .env skips the import
+
     for key, value in dotenv_values(path).items():
         if value is not None and key not in target:
             target[key] = value
@@ -115,21 +172,39 @@ def load_env_file(path: Path = ENV_FILE, environ: os._Environ[str] | dict[str, s
 
 def load_config(environ: Mapping[str, str] | None = None, *, stderr_is_terminal: bool | None = None) -> Config:
     """Validate the environment into a Config, or raise ConfigError naming the variable."""
-    environ = os.environ if environ is None else environ
+    environ = _read_secret_files(os.environ if environ is None else environ)
     if stderr_is_terminal is None:
         stderr_is_terminal = sys.stderr.isatty()
     env = _choice(environ, "ENV", ENVIRONMENTS, "development", lower=True)
+    api_url = _api_url(environ)
+    webhook_url = _webhook_url(environ, self_hosted=api_url is not None)
     default_format = "console" if env == "development" and stderr_is_terminal else "json"
     raw_url = _optional(environ, "DATABASE_URL")
     return Config(
         env=env,
         database_url=normalize_database_url(raw_url) if raw_url is not None else default_database_url(),
         bot_token=_token(environ),
-        telegram_api_url=_api_url(environ),
+        telegram_api_url=api_url,
         log_level=_choice(environ, "LOG_LEVEL", LOG_LEVELS, "INFO", lower=False),
         log_format=_choice(environ, "LOG_FORMAT", LOG_FORMATS, default_format, lower=True),
         migration_lock_timeout=_seconds(environ, "MIGRATION_LOCK_TIMEOUT", 300.0),
         db_wait_timeout=_seconds(environ, "DB_WAIT_TIMEOUT", 60.0),
+        migrate_on_start=_flag(environ, "MIGRATE_ON_START", env == "production"),
+        webhook_url=webhook_url,
+        webhook_secret=_webhook_secret(environ, required=webhook_url is not None),
+        webhook_host=_host(environ, "WEBHOOK_HOST", "0.0.0.0"),
+        webhook_port=_port(environ, "WEBHOOK_PORT", _port(environ, "PORT", 8080)),
+        health_host=_host(environ, "HEALTH_HOST", "127.0.0.1"),
+        health_port=_port(environ, "HEALTH_PORT", None),
+        admin_ids=_admin_ids(environ),
+        shutdown_timeout=_seconds(environ, "SHUTDOWN_TIMEOUT", 8.0),
+        telegram_proxy=_proxy(environ),
+        backup_dir=_directory(environ, "BACKUP_DIR", PROJECT_ROOT / "backups"),
+        backup_keep=_count(environ, "BACKUP_KEEP", 10),
+        backup_before_migrate=_flag(environ, "BACKUP_BEFORE_MIGRATE", False),
+        allow_destructive_migrations=_flag(environ, "ALLOW_DESTRUCTIVE_MIGRATIONS", False),
+        ddl_lock_timeout=_seconds(environ, "DDL_LOCK_TIMEOUT", 10.0),
+        ddl_statement_timeout=_seconds(environ, "DDL_STATEMENT_TIMEOUT", 3600.0),
     )
 
 
@@ -205,3 +280,157 @@ def _api_url(environ: Mapping[str, str]) -> str | None:
         raise ConfigError("TELEGRAM_API_URL is malformed", "it must be an http:// or https:// address with a host",
                           "set it to e.g. http://127.0.0.1:8081")
     return value
+
+
+def _read_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """Fill BOT_TOKEN / DATABASE_URL from BOT_TOKEN_FILE / DATABASE_URL_FILE (Docker and Kubernetes secrets)."""
+    if not any(f"{name}_FILE" in environ for name in SECRET_FILE_VARIABLES):
+        return environ
+    merged = dict(environ)
+    for name in SECRET_FILE_VARIABLES:
+        path_text = _optional(environ, f"{name}_FILE")
+        if path_text is None:
+            continue
+        if name in environ:
+            raise ConfigError(f"both {name} and {name}_FILE are set", "only one source of the value may be given",
+                              f"remove one of {name} and {name}_FILE")
+        path = Path(path_text.strip())
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise ConfigError(f"{name}_FILE points at {path}, which does not exist",
+                              "the secret file was not mounted", f"mount the secret or fix {name}_FILE") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{name}_FILE {path} cannot be read", type(error).__name__,
+                              "check the file's permissions for the bot's user") from None
+        if not value:
+            raise ConfigError(f"{name}_FILE {path} is empty", "the secret file holds no value",
+                              f"write the value of {name} into it")
+        merged[name] = value
+    return merged
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no switch."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw.strip()!r} is not a yes/no value", "it must be true or false (or 1/0, yes/no)",
+                      f"set {name}=true or {name}=false")
+
+
+def _port(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A TCP port number."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigError(f"{name}={text!r} is not a port", "it must be a whole number from 1 to 65535",
+                          f"set {name} to e.g. 8080")
+    return int(text)
+
+
+def _host(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A listen address: an IP address or a host name, without a scheme or port."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", value) or "://" in value:
+        raise ConfigError(f"{name}={value!r} is not a listen address", "it must be an IP address or a host name",
+                          f"set {name} to e.g. 0.0.0.0 (all interfaces) or 127.0.0.1 (this machine only)")
+    return value
+
+
+def _webhook_url(environ: Mapping[str, str], *, self_hosted: bool) -> str | None:
+    """The public address Telegram posts updates to; https, except for a self-hosted Bot API server."""
+    raw = _optional(environ, "WEBHOOK_URL")
+    if raw is None:
+        return None
+    value = raw.strip()
+    parts = urlsplit(value)
+    allowed = ("https", "http") if self_hosted else ("https",)
+    if parts.scheme not in allowed or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError("WEBHOOK_URL is malformed",
+                          "Telegram posts only to an https:// address with a host (http:// only via a self-hosted "
+                          "Bot API server), without ?query or #fragment",
+                          "set it to e.g. https://bot.example.com/webhook")
+    return value
+
+
+def _webhook_secret(environ: Mapping[str, str], *, required: bool) -> Secret | None:
+    """The secret Telegram echoes in X-Telegram-Bot-Api-Secret-Token, so forged updates get 401."""
+    raw = _optional(environ, "WEBHOOK_SECRET")
+    if raw is None:
+        if required:
+            raise ConfigError("WEBHOOK_URL is set but WEBHOOK_SECRET is not",
+                              "without it anyone who finds the address can post fake updates",
+                              "set WEBHOOK_SECRET to a random string, e.g. `openssl rand -hex 32`")
+        return None
+    value = raw.strip()
+    if not WEBHOOK_SECRET_PATTERN.match(value):
+        raise ConfigError("WEBHOOK_SECRET is malformed", "Telegram allows 1-256 letters, digits, '_' and '-'",
+                          "set it to e.g. the output of `openssl rand -hex 32`")
+    return Secret(value)
+
+
+def _admin_ids(environ: Mapping[str, str]) -> tuple[int, ...]:
+    """Telegram chat ids that receive start, failure and shutdown notices."""
+    raw = _optional(environ, "ADMIN_IDS")
+    if raw is None:
+        return ()
+    ids: list[int] = []
+    for item in raw.split(","):
+        word = item.strip()
+        if not re.fullmatch(r"-?\d{1,20}", word) or int(word) == 0:
+            raise ConfigError(f"ADMIN_IDS has {word!r}, which is not a Telegram user id",
+                              "it must be comma-separated numeric ids",
+                              "set ADMIN_IDS to e.g. 12345678,87654321 (ask @userinfobot for yours)")
+        if int(word) not in ids:
+            ids.append(int(word))
+    return tuple(ids)
+
+
+def _proxy(environ: Mapping[str, str]) -> Secret | None:
+    """A proxy for every Bot API call (it may carry credentials, so it is kept secret)."""
+    raw = _optional(environ, "TELEGRAM_PROXY")
+    if raw is None:
+        return None
+    value = raw.strip()
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname or port == -1:
+        raise ConfigError("TELEGRAM_PROXY is malformed",
+                          f"it must be {'://, '.join(PROXY_SCHEMES)}:// with a host (and optional user:password@)",
+                          "set it to e.g. socks5://127.0.0.1:1080")
+    return Secret(value)
+
+
+def _directory(environ: Mapping[str, str], name: str, default: Path) -> Path:
+    """A folder path; a relative one is anchored at the project root, like the SQLite default."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    path = Path(raw.strip()).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number ≥ 0."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not text.isdigit():
+        raise ConfigError(f"{name}={text!r} is not a count", "it must be a whole number ≥ 0",
+                          f"set {name} to e.g. {default}")
+    return int(text)

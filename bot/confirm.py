@@ -10,11 +10,22 @@ from bot.errors import Refused
 
 def describe_plan(plan: Plan) -> str:
     """What will happen, in the words an operator checks before saying yes."""
-    lines = [f"About to {plan.direction} {plan.location}",
-             f"  current revision: {', '.join(plan.current) or 'base'}",
-             f"  target:           {plan.target}",
-             "  revisions that will be undone:" if plan.direction == "downgrade" else "  revisions to apply:"]
+    lines = [f"About to {plan.direction} {plan.location} (database {plan.database})",
+             f"  current revision: {', '.join(plan.current) or 'base'}"]
+    if plan.direction == "restore":
+        lines += [f"  backup:           {plan.source}",
+                  f"  revision after:   {plan.target}",
+                  "  every table and row of the bot is replaced by the backup's; the journal keeps its rows"]
+        return "\n".join(lines)
+    lines.append(f"  target:           {plan.target}")
+    if plan.direction == "stamp":
+        lines.append("  only alembic_version changes: no revision runs, the schema is left as it is")
+        return "\n".join(lines)
+    lines.append("  revisions that will be undone (newest first):" if plan.direction == "downgrade"
+                 else "  revisions to apply:")
     lines += [f"    {step.revision}  {step.message}" for step in plan.steps]
+    if plan.direction == "downgrade" and not plan.steps:
+        lines.append("    (none)")
     return "\n".join(lines)
 
 

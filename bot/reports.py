@@ -2,37 +2,59 @@
 
 from __future__ import annotations
 
-from bot.database.migrations import RevisionInfo, Status
+from datetime import UTC, datetime
+
+from bot.database.overview import Overview
 
 
-def format_status(state: Status) -> str:
-    """Current revision, head and pending list as an aligned block."""
-    rows = [
-        ("current", ", ".join(state.current) or "base (empty)"),
-        ("head", ", ".join(state.heads) or "none"),
-        ("pending", str(len(state.pending))),
-    ]
+def format_journal_history(overview: Overview, limit: int | None = None) -> str:
+    """The revision graph newest first: status word, when, by whom, from where and how long it was last applied."""
+    records = overview.revisions if limit is None else overview.revisions[:limit]
+    if not records:
+        return "no revisions"
+    header = f"{'revision':<12} {'status':<12} {'applied at (UTC)':<20} {'by':<28} {'took':>10}  {'parent':<12} message"
+    lines = [header]
+    for record in records:
+        info, entry = record.info, record.last_applied
+        shown = entry is not None and record.status != "pending"
+        when = _when(entry.finished_at or entry.started_at) if shown and entry else "-"
+        who = f"{entry.os_user}@{entry.host}" if shown and entry else "-"
+        took = _took(entry.duration_ms) if shown and entry else "-"
+        marks = [word for word, on in (("current", info.is_current), ("head", info.is_head)) if on]
+        parents = ", ".join(info.down_revisions) or "base"
+        lines.append(f"{info.revision:<12} {record.status:<12} {when:<20} {who[:28]:<28} {took:>10}  {parents:<12} "
+                     f"{info.message}" + (f"  ({', '.join(marks)})" if marks else ""))
+    return "\n".join(lines)
+
+
+def format_journal_status(overview: Overview) -> str:
+    """Current revision, head, pending list, half-applied flag and the last journal entry."""
+    state = overview.state
+    half = ", ".join(f"{entry.revision} ({entry.direction} from {entry.from_revision or 'base'})"
+                     for entry in overview.half_applied)
+    rows = [("current", ", ".join(state.current) or "base (empty)"), ("head", ", ".join(state.heads) or "none"),
+            ("pending", str(len(state.pending))), ("half-applied", half or "no")]
     if state.unknown:
         rows.append(("unknown", ", ".join(state.unknown) + "  (not in the revision scripts)"))
+    if overview.in_progress:
+        rows.append(("running", ", ".join(f"{entry.revision} (pid {entry.pid} on {entry.host})"
+                                          for entry in overview.in_progress)))
+    last = overview.last_entry
+    if last is not None:
+        what = f"{last.direction} {last.revision}" if last.kind == "step" else f"{last.kind} {last.revision or ''}"
+        rows.append(("last entry", f"{what.strip()}: {last.status} at {_when(last.finished_at or last.started_at)}"
+                                   f" by {last.os_user}@{last.host}"))
     text = "\n".join(f"{name:<8} {value}" for name, value in rows)
     for info in state.pending:
         text += f"\n  {info.revision}  {info.message}"
     return text
 
 
-def format_history(revisions: list[RevisionInfo]) -> str:
-    """Every revision, newest first, marking the current and the pending ones."""
-    if not revisions:
-        return "no revisions"
-    lines = []
-    for info in revisions:
-        marks = []
-        if info.is_current:
-            marks.append("current")
-        if info.is_head:
-            marks.append("head")
-        state = "applied" if info.applied else "pending"
-        parents = ", ".join(info.down_revisions) or "base"
-        lines.append(f"{info.revision:<12} {state:<8} {parents:<12} {info.message}"
-                     + (f"  ({', '.join(marks)})" if marks else ""))
-    return "\n".join([f"{'revision':<12} {'state':<8} {'parent':<12} message", *lines])
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _took(duration_ms: float | None) -> str:
+    if duration_ms is None:
+        return "-"
+    return f"{duration_ms:.1f} ms" if duration_ms < 10_000 else f"{duration_ms / 1000:.1f} s"

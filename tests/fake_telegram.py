@@ -16,6 +16,20 @@ BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Test Bot", "username": "t
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 
 
+class ApiError(Exception):
+    """An error answer of the Bot API (ok: false) with its HTTP status."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+WEBHOOK_CONFLICT = ("Conflict: can't use getUpdates method while webhook is active; "
+                    "use deleteWebhook to delete the webhook first")
+POLLING_CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+
+
 @dataclass
 class Call:
     """One request the bot made."""
@@ -34,11 +48,22 @@ class FakeTelegram:
         self.updates: dict[str, list[dict[str, Any]]] = {}
         self.fail_methods: dict[str, tuple[int, str]] = {}
         self.updates_delay = updates_delay
+        # Seconds to hold a method's answer (a slow Bot API makes a handler slow, e.g. for drain tests).
+        self.method_delays: dict[str, float] = {}
+        # Tokens whose getUpdates always answers 409, as if a process outside the test polled them.
+        self.foreign_pollers: set[str] = set()
+        # Calls answered successfully, in the order their answers went out.
+        self.completed: list[Call] = []
+        # Per token: the webhook set with setWebhook ({} when none), and how many polls were cut by a newer one.
+        self.webhooks: dict[str, dict[str, str]] = {}
+        self.conflicts: dict[str, int] = {}
+        self._polls: dict[str, object] = {}
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._new_update: asyncio.Event | None = None
+        self._closing: asyncio.Event | None = None
         self._lock = threading.Lock()
         self.port = 0
 
@@ -55,6 +80,8 @@ class FakeTelegram:
         return self
 
     def stop(self) -> None:
+        if self._loop is not None and self._closing is not None:
+            self._loop.call_soon_threadsafe(self._closing.set)  # cut method_delays short
         if self._loop is not None and self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -72,6 +99,7 @@ class FakeTelegram:
         self._loop = loop
         asyncio.set_event_loop(loop)
         self._new_update = asyncio.Event()
+        self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
@@ -130,30 +158,60 @@ class FakeTelegram:
         method = request.match_info["method"]
         params = dict(await request.post()) if request.can_read_body else {}
         params.update(request.query)
+        call = Call(token, method, {k: str(v) for k, v in params.items()})
         with self._lock:
-            self.calls.append(Call(token, method, {k: str(v) for k, v in params.items()}))
+            self.calls.append(call)
         if method in self.fail_methods:
             code, description = self.fail_methods[method]
             return web.json_response({"ok": False, "error_code": code, "description": description}, status=code)
+        if self.method_delays.get(method):
+            assert self._closing is not None
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.method_delays[method])
+            except TimeoutError:
+                pass
         handler = getattr(self, f"_api_{method}", None)
-        result = await handler(token, params) if handler else True
+        try:
+            result = await handler(token, params) if handler else True
+        except ApiError as error:
+            return web.json_response({"ok": False, "error_code": error.code, "description": error.description},
+                                     status=error.code)
+        with self._lock:
+            self.completed.append(call)
         return web.json_response({"ok": True, "result": result})
 
     async def _api_getMe(self, token: str, _params: dict[str, Any]) -> Any:
         return BOT_USER
 
     async def _api_getUpdates(self, token: str, params: dict[str, Any]) -> Any:
+        if token in self.foreign_pollers:
+            raise ApiError(409, POLLING_CONFLICT)
+        if self.webhooks.get(token):
+            raise ApiError(409, WEBHOOK_CONFLICT)
         offset = int(params.get("offset", 0) or 0)
+        if offset:
+            with self._lock:  # like Telegram: an offset confirms (forgets) every earlier update
+                self.updates[token] = [u for u in self.updates.get(token, []) if u["update_id"] >= offset]
         wait = min(float(params.get("timeout", 0) or 0), 1.0)
         deadline = time.monotonic() + wait
         assert self._new_update is not None
+        poll = object()
+        previous = self._polls.get(token)
+        self._polls[token] = poll
+        if previous is not None:
+            # Telegram ends the older of two overlapping long polls with 409.
+            self.conflicts[token] = self.conflicts.get(token, 0) + 1
         while True:
+            if self._polls.get(token) is not poll:
+                raise ApiError(409, POLLING_CONFLICT)
             with self._lock:
                 pending = [u for u in self.updates.get(token, []) if u["update_id"] >= offset]
             if pending or time.monotonic() >= deadline:
                 if pending and self.updates_delay:
                     await asyncio.sleep(self.updates_delay)
-                return pending
+                if self._polls.get(token) is poll:
+                    del self._polls[token]
+                return pending[:int(params.get("limit", 100) or 100)]
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), max(deadline - time.monotonic(), 0.01))
@@ -166,7 +224,16 @@ class FakeTelegram:
                 "chat": {"id": chat_id, "type": "private"}, "text": params.get("text", "")}
 
     async def _api_getWebhookInfo(self, token: str, _params: dict[str, Any]) -> Any:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        url = self.webhooks.get(token, {}).get("url", "")
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": 0}
+
+    async def _api_setWebhook(self, token: str, params: dict[str, Any]) -> Any:
+        self.webhooks[token] = {key: str(value) for key, value in params.items()}
+        return True
+
+    async def _api_deleteWebhook(self, token: str, _params: dict[str, Any]) -> Any:
+        self.webhooks.pop(token, None)
+        return True
 
 
 def decoded(params: dict[str, Any], key: str) -> Any:

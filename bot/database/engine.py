@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.errors import ConfigError
+from bot.database.urls import where
+from bot.errors import ConfigError, DatabaseUnreachable
 
-# Query options MySQL drivers accept as they are; the ssl ones are translated below.
+if TYPE_CHECKING:  # the asyncio layer is imported when an engine is made, not by the sync fast path
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+# One attempt to connect gives up after this long unless the URL says otherwise (connect_timeout=…),
+# so a black-holed host turns into a retry within DB_WAIT_TIMEOUT instead of a two-minute TCP hang.
+CONNECT_TIMEOUT = 10
+# PostgreSQL 14+: how often a migration session checks, mid-statement, that its client is still there,
+# so a killed migrator's statement (and its locks) end within seconds instead of when the statement ends.
+CLIENT_CHECK_INTERVAL_MS = 2000
+
+# Query options the MySQL drivers accept as they are; the ssl ones are translated below.
 _MYSQL_PASSTHROUGH = {"charset", "connect_timeout", "read_timeout", "write_timeout", "local_infile",
                       "program_name", "init_command", "autocommit", "sql_mode", "binary_prefix"}
-_MYSQL_SSL_KEYS = ("ssl-mode", "ssl_mode", "sslmode", "sslaccept", "ssl")
+_MYSQL_SSL_MODE_KEYS = ("ssl-mode", "ssl_mode", "sslmode", "sslaccept", "ssl")
+_MYSQL_SSL_FILE_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_check_hostname")
+_MYSQL_TLS_MODES = {
+    "DISABLED": "DISABLED", "DISABLE": "DISABLED", "FALSE": "DISABLED", "0": "DISABLED",
+    "PREFERRED": "PREFERRED", "PREFER": "PREFERRED",
+    "REQUIRED": "REQUIRED", "REQUIRE": "REQUIRED", "TRUE": "REQUIRED", "1": "REQUIRED",
+    "ACCEPT_INVALID_CERTS": "REQUIRED", "NO_VERIFY": "REQUIRED",
+    "VERIFY_CA": "VERIFY_CA",
+    "VERIFY_IDENTITY": "VERIFY_IDENTITY", "VERIFY_FULL": "VERIFY_IDENTITY", "STRICT": "VERIFY_IDENTITY",
+}
+# libpq does not know the node-postgres spelling some platforms hand out.
+_PG_SSLMODE_ALIASES = {"no-verify": "require", "true": "require", "false": "disable"}
+
+
+@dataclass(frozen=True)
+class ConnectPlan:
+    """What create_async_engine needs for one URL: the URL the driver accepts, its kwargs, and checks."""
+
+    url: URL
+    connect_args: dict[str, Any]
+    require_tls: bool = False
 
 
 def ensure_sqlite_folder(url: URL) -> None:
@@ -27,62 +58,136 @@ def ensure_sqlite_folder(url: URL) -> None:
 
 def connect_options(url: URL) -> tuple[URL, dict[str, Any]]:
     """Rewrite platform query options into what our drivers understand, or fail with a clear line."""
+    planned = connect_plan(url)
+    return planned.url, planned.connect_args
+
+
+def connect_plan(url: URL) -> ConnectPlan:
+    """The driver-ready URL and connect kwargs for a backend, plus whether TLS must be verified after connecting."""
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return url, {"timeout": 30}
+        return ConnectPlan(url, {"timeout": 30})
     if backend == "postgresql":
-        if url.query.get("ssl") in ("true", "1"):
-            url = url.difference_update_query(["ssl"]).update_query_dict({"sslmode": "require"})
-        return url, {}
-    return _mysql_options(url)
+        return _postgres_plan(url)
+    return _mysql_plan(url)
 
 
-def _mysql_options(url: URL) -> tuple[URL, dict[str, Any]]:
-    """aiomysql/PyMySQL take an SSLContext, not the ssl-mode words platforms put in URLs."""
+def _postgres_plan(url: URL) -> ConnectPlan:
+    """psycopg hands every query option to libpq (sslmode, sslrootcert, …); only fix the non-libpq spellings."""
+    if "pgbouncer" in url.query:
+        raise ConfigError("DATABASE_URL has pgbouncer=…, an option of Prisma that libpq does not know",
+                          "it marks a transaction-mode pooler, through which session locks (the migration lock) "
+                          "do not hold", "use the direct or session-mode URL of the database; see docs/DATABASES.md")
+    if "ssl" in url.query and "sslmode" not in url.query:
+        mode = _PG_SSLMODE_ALIASES.get(str(url.query["ssl"]).lower(), str(url.query["ssl"]))
+        url = url.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    elif "ssl" in url.query:
+        url = url.difference_update_query(["ssl"])
+    mode = url.query.get("sslmode")
+    if isinstance(mode, str) and mode.lower() in _PG_SSLMODE_ALIASES:
+        url = url.update_query_dict({"sslmode": _PG_SSLMODE_ALIASES[mode.lower()]})
     connect_args: dict[str, Any] = {}
-    mode = next((str(url.query[key]) for key in _MYSQL_SSL_KEYS if key in url.query), None)
-    url = url.difference_update_query(_MYSQL_SSL_KEYS)
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    return ConnectPlan(url, connect_args)
+
+
+def _mysql_plan(url: URL) -> ConnectPlan:
+    """aiomysql/PyMySQL take an SSLContext, not the ssl-mode words and file paths platforms put in URLs."""
+    modes = [str(url.query[key]) for key in _MYSQL_SSL_MODE_KEYS if key in url.query]
+    files = {key: str(url.query[key]) for key in _MYSQL_SSL_FILE_KEYS if key in url.query}
+    url = url.difference_update_query(_MYSQL_SSL_MODE_KEYS + _MYSQL_SSL_FILE_KEYS)
     unknown = sorted(set(url.query) - _MYSQL_PASSTHROUGH)
     if unknown:
         raise ConfigError(f"DATABASE_URL has query options the MySQL driver does not know: {', '.join(unknown)}",
                           "they would crash the driver at connect time",
-                          "remove them, or use ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY, charset=…")
-    if mode is not None:
-        context = _mysql_ssl_context(mode)
-        if context is not None:
-            connect_args["ssl"] = context
-    return url, connect_args
+                          "remove them, or use ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY, ssl_ca=…, charset=…")
+    if len(set(modes)) > 1:
+        raise ConfigError(f"DATABASE_URL sets the ssl mode twice ({', '.join(modes)})",
+                          "the options disagree", "keep a single ssl-mode=…")
+    mode = _mysql_tls_mode(modes[0] if modes else None, files)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    if mode != "DISABLED":
+        connect_args["ssl"] = _mysql_ssl_context(mode, files)
+    return ConnectPlan(url, connect_args, require_tls=mode not in ("DISABLED", "PREFERRED"))
 
 
-def _mysql_ssl_context(mode: str) -> ssl.SSLContext | None:
-    """Map MySQL's ssl-mode words (and common aliases) onto an SSLContext."""
-    word = mode.strip().upper().replace("-", "_")
-    if word in ("DISABLED", "DISABLE", "FALSE", "0", "PREFERRED", "PREFER"):
-        return None
-    context = ssl.create_default_context()
-    if word in ("REQUIRED", "REQUIRE", "TRUE", "1", "ACCEPT_INVALID_CERTS"):
+def _mysql_tls_mode(word: str | None, files: dict[str, str]) -> str:
+    """MySQL's ssl-mode (and the aliases platforms use); a CA file alone means VERIFY_CA, as in the mysql client."""
+    if word is None:
+        return "VERIFY_CA" if "ssl_ca" in files or "ssl_capath" in files else "DISABLED"
+    mode = _MYSQL_TLS_MODES.get(word.strip().upper().replace("-", "_"))
+    if mode is None:
+        raise ConfigError(f"DATABASE_URL has an unknown ssl mode {word!r}", "the MySQL driver needs a known ssl mode",
+                          "use ssl-mode=DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
+    return mode
+
+
+def _mysql_ssl_context(mode: str, files: dict[str, str]) -> ssl.SSLContext:
+    """An SSLContext that verifies exactly as much as the mode asks for."""
+    context = ssl.create_default_context(cafile=files.get("ssl_ca"), capath=files.get("ssl_capath"))
+    if "ssl_cert" in files:
+        context.load_cert_chain(files["ssl_cert"], files.get("ssl_key"))
+    if mode in ("PREFERRED", "REQUIRED"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return context
-    if word == "VERIFY_CA":
-        context.check_hostname = False
-        return context
-    if word in ("VERIFY_IDENTITY", "VERIFY_FULL", "STRICT"):
-        return context
-    raise ConfigError(f"DATABASE_URL has an unknown ssl mode {mode!r}", "the MySQL driver needs a known ssl mode",
-                      "use ssl-mode=DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
+    elif mode == "VERIFY_CA":
+        context.check_hostname = files.get("ssl_check_hostname", "").lower() in ("1", "true", "yes")
+    return context
 
 
 def create_engine(url: URL, *, for_migrations: bool = False, **options: Any) -> AsyncEngine:
     """An async engine that survives database restarts (pre-ping) and fits the backend."""
     ensure_sqlite_folder(url)
-    url, connect_args = connect_options(url)
+    planned = connect_plan(url)
     if for_migrations:
         options.setdefault("poolclass", NullPool)
-    engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **options)
-    if for_migrations and url.get_backend_name() == "sqlite":
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(planned.url, connect_args=planned.connect_args, pool_pre_ping=True, **options)
+    backend = url.get_backend_name()
+    if planned.require_tls:
+        _refuse_plaintext(engine, url)
+    if for_migrations and backend == "sqlite":
         make_sqlite_ddl_transactional(engine)
+    if for_migrations and backend == "postgresql":
+        _check_client_during_statements(engine)
     return engine
+
+
+def _refuse_plaintext(engine: AsyncEngine, url: URL) -> None:
+    """aiomysql silently falls back to plaintext when the server offers no TLS; ssl-mode=REQUIRED must not."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _tls_or_nothing(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if not row or not row[1]:
+            raise DatabaseUnreachable(
+                f"the database at {where(url)} did not encrypt the connection",
+                "DATABASE_URL asks for TLS (ssl-mode) but the server does not offer it",
+                "enable TLS on the server, or use ssl-mode=PREFERRED/DISABLED on a trusted network")
+
+
+def _check_client_during_statements(engine: AsyncEngine) -> None:
+    """PostgreSQL 14+: end a migration's statement soon after its client dies (kill -9), releasing its locks."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _client_check(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection.driver_connection.info.server_version < 140000:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_INTERVAL_MS}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
 
 
 def make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:

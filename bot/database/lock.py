@@ -15,8 +15,10 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.database.waiting import reason
 from bot.errors import LockTimeout
 from bot.logs import get_logger
 
@@ -110,8 +112,9 @@ class _PostgresLock(_Lock):
     async def holder(self) -> str | None:
         unsigned = self.key & 0xFFFFFFFFFFFFFFFF
         row = (await self.connection.execute(text(
-            "SELECT a.pid, a.application_name, a.client_addr::text FROM pg_locks l "
+            "SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND l.classid = :high AND l.objid = :low AND l.objsubid = 1"),
             {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF})).first()
         if row is None:
@@ -153,22 +156,50 @@ async def database_lock(engine: AsyncEngine, url: URL, purpose: str, timeout: fl
         lock = _FileLock(Path(f"{url.database}-{purpose}.lock"))
     else:
         own_connection = connection or await engine.connect()
-        await own_connection.execution_options(isolation_level="AUTOCOMMIT")
-        if backend == "postgresql":
-            await own_connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                                         {"name": f"bot {purpose} {holder_label()}"[:63]})
-            lock = _PostgresLock(own_connection, name)
-        else:
-            lock = _MysqlLock(own_connection, name)
+        lock = _PostgresLock(own_connection, name) if backend == "postgresql" else _MysqlLock(own_connection, name)
     try:
+        if own_connection is not None:
+            await _prepare_session(own_connection, backend, purpose)
         await _acquire(lock, purpose, timeout, waiting_event)
         try:
             yield
         finally:
-            await asyncio.shield(lock.release())
+            await asyncio.shield(_release(lock, purpose))
     finally:
         if own_connection is not None and connection is None:
-            await asyncio.shield(own_connection.close())
+            await asyncio.shield(_close(own_connection))
+
+
+async def _prepare_session(connection: AsyncConnection, backend: str, purpose: str) -> None:
+    """Autocommit, a name other replicas can read, and no idle timeout: the session holds the lock while idle."""
+    await connection.execution_options(isolation_level="AUTOCOMMIT")
+    if backend == "postgresql":
+        await connection.execute(text("SELECT set_config('application_name', :name, false)"),
+                                 {"name": f"bot {purpose} {holder_label()}"[:63]})
+        # idle_session_timeout (PostgreSQL 14+) would end the lock's idle session in the middle of a migration.
+        await connection.execute(text(
+            "SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int "
+            ">= 140000"))
+    else:
+        # Hosted MySQL often lowers wait_timeout to minutes; a long migration must not lose the lock with it.
+        await connection.execute(text("SET SESSION wait_timeout = 31536000"))
+
+
+async def _release(lock: _Lock, purpose: str) -> None:
+    """Release the lock; if its connection already died, the server has released it with the session."""
+    try:
+        await lock.release()
+    except (SQLAlchemyError, OSError) as error:
+        log.warning("lock release failed", lock=purpose, reason=reason(error),
+                    note="the session is gone, and its lock with it")
+
+
+async def _close(connection: AsyncConnection) -> None:
+    """Close the lock's connection; a dead one needs no closing."""
+    try:
+        await connection.close()
+    except (SQLAlchemyError, OSError):
+        pass
 
 
 async def _acquire(lock: _Lock, purpose: str, timeout: float, waiting_event: str) -> None:

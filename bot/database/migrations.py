@@ -6,29 +6,31 @@ typed errors of bot.errors, and leaves exit codes to the entry layer.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.script import ScriptDirectory
-from alembic.script.revision import ResolutionError, RevisionError
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Config, load_config
+from bot.database import journal
 from bot.database.engine import create_engine
-from bot.database.lock import migration_lock
-from bot.database.scripts import alembic_config, load_scripts
-from bot.database.steps import PlannedStep, StepObserver, StepResult, current_heads, plan, run_steps, steps_between
+from bot.database.recorder import StepRecorder
+from bot.database.safeguards import bound_ddl_locks
 from bot.database.urls import database_label, where
-from bot.database.waiting import open_connection, reason
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard, run_guarded
+
+if TYPE_CHECKING:  # Alembic and SQLAlchemy's asyncio layer load only when the fast path cannot answer
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from bot.database.steps import PlannedStep, StepObserver, StepResult
 
 log = get_logger("bot.migrations")
 
@@ -70,6 +72,7 @@ class Plan:
     current: tuple[str, ...]
     target: str
     steps: tuple[PlannedStep, ...]
+    source: str | None = None  # restore: the backup file the data comes from
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class MigrationReport:
 
 
 Confirm = Callable[[Plan], bool]
+# A rail run under the lock after planning and before any step (review, backup); it refuses by raising.
+Guard = Callable[[Connection, Plan], None]
 
 
 def is_production(config: Config | None = None) -> bool:
@@ -91,33 +96,61 @@ def is_production(config: Config | None = None) -> bool:
     return (config or load_config()).is_production
 
 
-def upgrade(config: Config | None = None, to: str = "head") -> MigrationReport:
-    """Apply revisions up to `to` under the migration lock."""
-    return _migrate(config or load_config(), "upgrade", to, confirm=None)
+def upgrade(config: Config | None = None, to: str = "head", *,
+            safeguards: Sequence[Guard] | None = None) -> MigrationReport:
+    """Apply revisions up to `to` under the migration lock (production: after the review and backup rails)."""
+    from bot.database.safeguards import upgrade_guards
+
+    config = config or load_config()
+    if to == "head":
+        done = _already_at_head(config)
+        if done is not None:
+            return done
+    return _migrate(config, "upgrade", to, confirm=None,
+                    safeguards=upgrade_guards(config) if safeguards is None else safeguards)
+
+
+def _already_at_head(config: Config) -> MigrationReport | None:
+    """The no-op upgrade without Alembic or the asyncio layer, when bot.database.fastpath can prove it."""
+    from bot.database.fastpath import at_head
+
+    current = at_head(config)
+    if current is None:
+        return None
+    log.info("nothing to migrate", direction="upgrade", target="head", current=list(current), fast_path=True)
+    return MigrationReport("upgrade", current, current)
 
 
 def rollback(config: Config | None = None, steps: int | None = 1, to: str | None = None,
-             *, confirm: Confirm | None = None) -> MigrationReport:
+             *, confirm: Confirm | None = None, safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Undo the last `steps` revisions, or down to revision `to`, under the migration lock."""
+    return _migrate(config or load_config(), "downgrade", rollback_target(steps, to), confirm=confirm,
+                    safeguards=safeguards)
+
+
+def rollback_target(steps: int | None = 1, to: str | None = None) -> str:
+    """Alembic's downgrade target for --steps N or --to REV, or a clear error for a bad pair."""
     if to is not None and steps not in (None, 1):
         raise ConfigError("--steps and --to were both given", "a rollback has one target", "pass only one of them")
     if to is None:
         if steps is None or steps < 1:
             raise ConfigError(f"--steps {steps} is not allowed", "a rollback undoes at least one revision",
                               "pass --steps 1 or more")
-        target = f"-{steps}"
-    else:
-        target = to
-    return _migrate(config or load_config(), "downgrade", target, confirm=confirm)
+        return f"-{steps}"
+    return to
 
 
-def rollback_to_base(config: Config | None = None, *, confirm: Confirm | None = None) -> MigrationReport:
+def rollback_to_base(config: Config | None = None, *, confirm: Confirm | None = None,
+                     safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Undo every revision: every table the revisions created is dropped; alembic_version stays."""
-    return _migrate(config or load_config(), "downgrade", "base", confirm=confirm)
+    return _migrate(config or load_config(), "downgrade", "base", confirm=confirm, safeguards=safeguards)
 
 
 def status(config: Config | None = None) -> Status:
     """Current revision(s), head(s) and pending revisions, read without the lock."""
+    from bot.database.scripts import alembic_config, load_scripts
+    from bot.database.steps import current_heads
+
     config = config or load_config()
     scripts = load_scripts(alembic_config(config))
     current = run_guarded(lambda guard: _read(config, current_heads))
@@ -126,6 +159,9 @@ def status(config: Config | None = None) -> Status:
 
 def history(config: Config | None = None) -> list[RevisionInfo]:
     """Every revision, newest first, marked applied, current or pending."""
+    from bot.database.scripts import alembic_config, load_scripts
+    from bot.database.steps import current_heads
+
     config = config or load_config()
     scripts = load_scripts(alembic_config(config))
     current = run_guarded(lambda guard: _read(config, current_heads))
@@ -133,23 +169,36 @@ def history(config: Config | None = None) -> list[RevisionInfo]:
 
 
 def run_migrations_if_needed(config: Config | None = None) -> MigrationReport | None:
-    """Production: upgrade to head (fail fast). Development: refuse to start on a stale schema."""
+    """MIGRATE_ON_START (default: production only): upgrade to head, failing fast; otherwise refuse a stale schema."""
     config = config or load_config()
-    if config.is_production:
+    if config.migrate_on_start:
         return upgrade(config, "head")
+    from bot.database.fastpath import at_head
+
+    if at_head(config) is not None:
+        return None
     state = status(config)
     _refuse_unsafe_state(state)
+    from bot.database.overview import refuse_if_half_applied  # overview builds on this module
+
+    refuse_if_half_applied(config)
     if state.pending:
-        log.warning("migrations skipped in development", pending=len(state.pending),
-                    revisions=[info.revision for info in state.pending])
+        revisions = [info.revision for info in state.pending]
+        if not config.is_production:
+            log.warning("migrations skipped in development", pending=len(state.pending), revisions=revisions)
+            raise Refused(f"the schema is {len(state.pending)} revision(s) behind head",
+                          "development mode never migrates on start", "run `invoke migrate`")
+        log.warning("migrations left to the release step", pending=len(state.pending), revisions=revisions)
         raise Refused(f"the schema is {len(state.pending)} revision(s) behind head",
-                      "development mode never migrates on start", "run `invoke migrate`")
+                      "MIGRATE_ON_START=false: start never migrates",
+                      "run `invoke migrate` as the release (pre-deploy) command, or set MIGRATE_ON_START=true")
     return None
 
 
 def create_revision(message: str, autogenerate: bool = False, config: Config | None = None) -> str:
     """Write a new revision file (numbered after the newest) and return its path."""
     from alembic import command
+    from bot.database.scripts import alembic_config, load_scripts
 
     if not message.strip():
         raise ConfigError("the revision message is empty", "it names the file and the history entry",
@@ -212,6 +261,8 @@ def _applied(scripts: ScriptDirectory, current: tuple[str, ...]) -> set[str]:
 
 def _known(scripts: ScriptDirectory, revision: str) -> bool:
     """Whether the scripts contain a revision id."""
+    from alembic.script.revision import ResolutionError, RevisionError
+
     try:
         return scripts.revision_map.get_revision(revision) is not None
     except (ResolutionError, RevisionError):
@@ -233,6 +284,8 @@ def _refuse_unsafe_state(state: Status) -> None:
 @asynccontextmanager
 async def _connection(config: Config) -> AsyncIterator[tuple[Any, AsyncConnection]]:
     """An engine and one connection, waiting for the database if it is not up yet."""
+    from bot.database.waiting import open_connection
+
     engine = create_engine(config.database_url, for_migrations=True)
     try:
         connection = await open_connection(engine, config.database_url, config.db_wait_timeout)
@@ -250,14 +303,19 @@ async def _read(config: Config, work: Callable[[Connection], Any]) -> Any:
         return await connection.run_sync(work)
 
 
-def _migrate(config: Config, direction: str, target: str, *, confirm: Confirm | None) -> MigrationReport:
+def _migrate(config: Config, direction: str, target: str, *, confirm: Confirm | None,
+             safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Shared body of upgrade and the rollbacks."""
-    return run_guarded(lambda guard: _migrate_async(config, direction, target, confirm, guard))
+    return run_guarded(lambda guard: _migrate_async(config, direction, target, confirm, guard, safeguards))
 
 
 async def _migrate_async(config: Config, direction: str, target: str, confirm: Confirm | None,
-                         guard: ShutdownGuard) -> MigrationReport:
+                         guard: ShutdownGuard, safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Lock, re-read where the database stands, plan, confirm, run, report."""
+    from bot.database.lock import migration_lock
+    from bot.database.scripts import alembic_config, load_scripts
+    from bot.database.steps import StepObserver, current_heads, run_steps
+
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
     url = config.database_url
@@ -269,6 +327,8 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
                 _refuse_unsafe_state(state)
             else:
                 _refuse_unknown(state)
+            who = journal.origin(config.env)
+            journal.refuse_half_applied(await connection.run_sync(journal.prepare, who), where(url))
             steps = _plan_steps(scripts, direction, target, before)
             planned = Plan(direction, database_label(url), where(url), before, target, steps)
             if not steps:
@@ -277,14 +337,21 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
             if confirm is not None and not await _ask(confirm, planned):
                 raise Refused(f"{direction} of {where(url)} was not confirmed", "the answer did not match",
                               "run it again and type the database name, or pass --yes")
-            observer = StepObserver(direction, guard)
+            for safeguard in safeguards:
+                await connection.run_sync(safeguard, planned)
+            await connection.run_sync(bound_ddl_locks, config)
+            recorder = StepRecorder(who, direction, config.secrets(),
+                                    await connection.run_sync(journal.durations, direction))
+            observer = StepObserver(direction, guard, recorder=recorder)
             started = time.perf_counter()
             log.info("migrations starting", direction=direction, count=len(steps), current=list(before),
                      target=target, database=where(url))
             try:
                 await connection.run_sync(run_steps, alembic_cfg, scripts, direction, target, observer)
             except Exception as error:
-                raise _failure(error, observer, url.get_backend_name()) from error
+                written = await connection.run_sync(recorder.step_failed, error)
+                raise _failure(error, observer, url.get_backend_name(),
+                               half_applied=written == journal.HALF_APPLIED if written else None) from error
             after = await connection.run_sync(current_heads)
             await connection.rollback()
             total = (time.perf_counter() - started) * 1000
@@ -301,6 +368,11 @@ def _refuse_unknown(state: Status) -> None:
 def _plan_steps(scripts: ScriptDirectory, direction: str, target: str,
                 heads: tuple[str, ...]) -> tuple[PlannedStep, ...]:
     """Resolve the target into steps, turning Alembic's resolution errors into one clear line."""
+    from alembic.script.revision import ResolutionError, RevisionError
+    from alembic.util import CommandError
+
+    from bot.database.steps import plan, steps_between
+
     try:
         return tuple(plan(step) for step in steps_between(scripts, direction, target, heads))
     except (CommandError, ResolutionError, RevisionError) as error:
@@ -310,8 +382,6 @@ def _plan_steps(scripts: ScriptDirectory, direction: str, target: str,
 
 async def _ask(confirm: Confirm, planned: Plan) -> bool:
     """Ask on a daemon thread, so a stop signal is not stuck behind a blocking prompt."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[bool] = loop.create_future()
 
@@ -336,8 +406,11 @@ def _settle(future: Any, result: bool | None, error: BaseException | None) -> No
         future.set_result(bool(result))
 
 
-def _failure(error: Exception, observer: StepObserver, backend: str) -> Exception:
+def _failure(error: Exception, observer: StepObserver, backend: str, *,
+             half_applied: bool | None = None) -> Exception:
     """Name the revision that failed, why, and what state that leaves the database in."""
+    from bot.database.steps import plan
+    from bot.database.waiting import reason
     from bot.errors import Interrupted, ToolkitError
 
     if isinstance(error, (Interrupted, ToolkitError)):
@@ -348,14 +421,24 @@ def _failure(error: Exception, observer: StepObserver, backend: str) -> Exceptio
                                "see the error event above")
     planned = plan(step)
     done = [result.revision for result in observer.results]
-    if backend in ("mysql", "mariadb"):
-        state = "MySQL/MariaDB commits DDL as it goes, so this revision may be half-applied"
-        fix = "inspect the schema and repair it by hand before running migrate again"
+    if half_applied or (half_applied is None and backend in ("mysql", "mariadb")):
+        state = "its DDL committed as it went (MySQL/MariaDB, or an autocommit block), so it is half-applied"
+        fix = (f"repair the schema by hand, then `invoke stamp --to {_one_or_base(planned.destination)}` "
+               f"(completed) or `invoke stamp --to {_one_or_base(planned.source)}` (undone); see docs/JOURNAL.md")
     else:
         state = "this revision was rolled back as a whole"
         fix = "fix the revision and run migrate again"
+    from bot.database.safeguards import ddl_limit_hint
+
+    hint = ddl_limit_hint(error)
+    fix = f"{hint}; {fix}" if hint else fix
     log.error("migration failed", revision=planned.revision, message=planned.message,
               position=f"{observer.position}/{observer.total}", applied_before_failure=done,
               database_state=state, exc_info=error)
     return MigrationFailed(f"revision {planned.revision} ({planned.message}) failed",
                            f"{reason(error)}; {state}", fix, revision=planned.revision)
+
+
+def _one_or_base(revisions: tuple[str, ...]) -> str:
+    """A revision tuple as a stamp target."""
+    return ",".join(revisions) or "base"

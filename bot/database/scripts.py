@@ -12,7 +12,7 @@ from bot.config import Config
 from bot.paths import ALEMBIC_INI
 
 # Tables the toolkit owns; they are not the bot's schema, so autogenerate must never see them as drift.
-TOOLKIT_TABLES = frozenset({"alembic_version"})
+TOOLKIT_TABLES = frozenset({"alembic_version", "toolkit_journal", "toolkit_journal_schema"})
 
 
 def alembic_config(config: Config, **attributes: Any) -> AlembicConfig:

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from bot.database.recorder import StepRecorder, estimate_remaining
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard
 
@@ -51,24 +52,37 @@ class StepObserver:
     position: int = 0
     total: int = 0
     started_at: float = 0.0
+    recorder: StepRecorder | None = None
 
     def observe(self, steps: list[RevisionStep]) -> Iterator[RevisionStep]:
         """Yield Alembic's steps; code after each yield runs once that step's transaction committed."""
         self.total = len(steps)
         run_started = time.perf_counter()
+        # Built once: per-step list comprehensions over the whole run made 1,000 revisions quadratic.
+        revisions = [step.revision.revision for step in steps]
+        durations: list[float] = []
         for position, step in enumerate(steps, 1):
             self.current, self.position, self.started_at = step, position, time.perf_counter()
             self.guard.enter_critical()
+            if self.recorder is not None:
+                self.recorder.step_started(plan(step))
             yield step
+            if self.recorder is not None:
+                self.recorder.step_finished()
             self.guard.leave_critical()
             result = _result(step, self.direction, (time.perf_counter() - self.started_at) * 1000)
             self.results.append(result)
+            durations.append(result.duration_ms)
             self.current = None
+            remaining_ms, estimate_source = estimate_remaining(
+                revisions[position:], self.recorder.known_durations if self.recorder is not None else {}, durations)
             log.info("migration applied" if self.direction == "upgrade" else "migration reverted",
                      revision=result.revision, previous_revision=_one(result.source),
                      target_revision=_one(result.destination), message=result.message,
                      duration_ms=round(result.duration_ms, 1), position=f"{position}/{self.total}",
-                     elapsed_ms=round((time.perf_counter() - run_started) * 1000, 1))
+                     elapsed_ms=round((time.perf_counter() - run_started) * 1000, 1),
+                     remaining_ms=None if remaining_ms is None else round(remaining_ms, 1),
+                     remaining_estimate=estimate_source)
             self.guard.raise_if_requested()
 
 
@@ -109,9 +123,19 @@ def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: Scrip
         # An open transaction here makes Alembic treat it as external and skip every commit.
         connection.rollback()
     alembic_cfg.attributes["connection"] = connection
+    recorder = observer.recorder
+    if recorder is not None:
+        alembic_cfg.attributes["extra_context_options"] = {
+            **alembic_cfg.attributes.get("extra_context_options", {}), **recorder.context_options()}
 
-    def work(heads: tuple[str, ...], _context: MigrationContext) -> Iterator[RevisionStep]:
+    def work(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
+        if recorder is not None:
+            recorder.bind(context.connection or connection, context.impl.transactional_ddl)
         return observer.observe(steps_between(scripts, direction, target, tuple(heads)))
 
-    with EnvironmentContext(alembic_cfg, scripts, fn=work, destination_rev=target):
-        scripts.run_env()
+    try:
+        with EnvironmentContext(alembic_cfg, scripts, fn=work, destination_rev=target):
+            scripts.run_env()
+    finally:
+        if recorder is not None:
+            recorder.unbind()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -34,12 +35,12 @@ def default_database_url() -> URL:
 def normalize_database_url(raw: str) -> URL:
     """Parse DATABASE_URL and return it with our async driver and absolute SQLite paths."""
     try:
-        url = make_url(raw.strip())
-    except ArgumentError:
+        url = _parse(raw.strip())
+    except (ArgumentError, ValueError):
         raise ConfigError(
             "DATABASE_URL is malformed",
             "it is not of the form scheme://user:password@host:port/database",
-            f"use one of {SUPPORTED_FORMS}",
+            f"use one of {SUPPORTED_FORMS}, with special characters in the password percent-encoded (@ as %40)",
         ) from None
     scheme, _, driver = url.drivername.partition("+")
     backend = _BACKEND_ALIASES.get(scheme.lower())
@@ -65,6 +66,18 @@ def normalize_database_url(raw: str) -> URL:
             "append /DATABASE_NAME to the URL",
         )
     return url
+
+
+def _parse(raw: str) -> URL:
+    """make_url, except that the credentials end at the last '@' (raw '@', ':', '/' in a password work)."""
+    scheme, separator, rest = raw.partition("://")
+    address, question, query = rest.partition("?")
+    if not separator or address.startswith("/") or "@" not in address:
+        return make_url(raw)
+    userinfo, _, location = address.rpartition("@")
+    username, colon, password = userinfo.partition(":")
+    url = make_url(f"{scheme}://{location}{question}{query}")
+    return url.set(username=unquote(username) or None, password=unquote(password) if colon else None)
 
 
 def _absolute_sqlite(url: URL) -> URL:

@@ -22,7 +22,11 @@ _TRANSIENT_TEXT = (
     "the database system is in recovery mode", "server closed the connection unexpectedly",
     "no route to host", "network is unreachable", "connection reset", "can't connect to",
     "lost connection", "too many connections", "server has gone away", "connection is closed",
+    "too many clients", "not yet accepting connections", "terminating connection", "could not receive data",
+    "server shutdown in progress", "connection timeout expired",
 )
+_FATAL_TEXT = ("password authentication failed", "does not exist", "access denied", "no pg_hba.conf entry",
+               "ssl was required", "certificate verify failed", "invalid connection option", "invalid sslmode")
 _TRANSIENT_MYSQL_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013}
 _FATAL_MYSQL_CODES = {1044, 1045, 1049, 1698}
 
@@ -39,15 +43,13 @@ def is_transient(error: BaseException) -> bool:
     original = getattr(error, "orig", None) or error
     args = getattr(original, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
-    if code in _FATAL_MYSQL_CODES:
+    text = str(original).lower()
+    if code in _FATAL_MYSQL_CODES or any(marker in text for marker in _FATAL_TEXT):
         return False
     if code in _TRANSIENT_MYSQL_CODES:
         return True
     if isinstance(original, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return True
-    text = str(original).lower()
-    if "password authentication failed" in text or "does not exist" in text or "access denied" in text:
-        return False
     return any(marker in text for marker in _TRANSIENT_TEXT)
 
 
@@ -59,9 +61,10 @@ async def open_connection(engine: AsyncEngine, url: URL, timeout: float) -> Asyn
     while True:
         attempt += 1
         try:
-            return await engine.connect()
-        except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
-            why = reason(error)
+            # One attempt never outlives the wait by more than a second, whatever the driver's own timeout.
+            return await asyncio.wait_for(engine.connect(), max(deadline - time.monotonic(), 0) + 1.0)
+        except (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError) as error:
+            why = reason(error) if not isinstance(error, TimeoutError) else "connecting timed out"
             remaining = deadline - time.monotonic()
             if not is_transient(error):
                 raise DatabaseUnreachable(f"cannot use the database at {where(url)}", why,

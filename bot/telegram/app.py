@@ -4,26 +4,37 @@ from __future__ import annotations
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config
-from bot.telegram.handlers import router
+from bot.telegram.handlers import build_router
 from bot.telegram.middleware import DatabaseSessionMiddleware
+from bot.telegram.tracker import HandlerTracker
 
 
-def build_bot(config: Config) -> Bot:
-    """A Bot for the configured token, talking to TELEGRAM_API_URL when set."""
+def build_bot(config: Config, *request_middlewares: BaseRequestMiddleware) -> Bot:
+    """A Bot for the configured token, talking to TELEGRAM_API_URL through TELEGRAM_PROXY when set."""
     token = config.require_bot_token().reveal()
-    session = None
+    options: dict[str, object] = {}
     if config.telegram_api_url:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(config.telegram_api_url))
-    return Bot(token=token, session=session)
+        options["api"] = TelegramAPIServer.from_base(config.telegram_api_url)
+    if config.telegram_proxy is not None:
+        options["proxy"] = config.telegram_proxy.reveal()
+    session = AiohttpSession(**options) if options else None  # type: ignore[arg-type]
+    bot = Bot(token=token, session=session)
+    for middleware in request_middlewares:
+        bot.session.middleware(middleware)
+    return bot
 
 
-def build_dispatcher(session_factory: async_sessionmaker[AsyncSession]) -> Dispatcher:
-    """A Dispatcher with the database middleware and the bot's handlers."""
+def build_dispatcher(session_factory: async_sessionmaker[AsyncSession],
+                     tracker: HandlerTracker | None = None) -> Dispatcher:
+    """A Dispatcher with the in-flight tracker (outermost), the database middleware and the handlers."""
     dispatcher = Dispatcher()
+    if tracker is not None:
+        dispatcher.update.outer_middleware(tracker)
     dispatcher.update.middleware(DatabaseSessionMiddleware(session_factory))
-    dispatcher.include_router(router)
+    dispatcher.include_router(build_router())
     return dispatcher

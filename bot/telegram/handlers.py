@@ -16,10 +16,7 @@ HELP_TEXT = (
     "/me - what I store about you"
 )
 
-router = Router(name="core")
 
-
-@router.message(CommandStart())
 async def greet(message: Message, session: AsyncSession) -> None:
     """Register or refresh the user, then greet them by name."""
     sender = message.from_user
@@ -29,13 +26,11 @@ async def greet(message: Message, session: AsyncSession) -> None:
     await message.answer(f"Hello, {sender.first_name}! Send /help to see what I can do.")
 
 
-@router.message(Command("help"))
 async def show_help(message: Message) -> None:
     """List the commands."""
     await message.answer(HELP_TEXT)
 
 
-@router.message(Command("me"))
 async def show_profile(message: Message, session: AsyncSession) -> None:
     """Show what the bot stores about the sender."""
     sender = message.from_user
@@ -49,9 +44,18 @@ async def show_profile(message: Message, session: AsyncSession) -> None:
     await message.answer(f"Name: {user.first_name}\nFirst seen: {first_seen} UTC\nMessages: {user.message_count}")
 
 
-@router.message(F.from_user)
 async def count_message(message: Message, session: AsyncSession) -> None:
     """Any other message: remember when we last saw the user and count it."""
     sender = message.from_user
     assert sender is not None
     await record_message(session, sender.id, sender.first_name, sender.username)
+
+
+def build_router() -> Router:
+    """A fresh router per Dispatcher (aiogram attaches a router to one parent only); order matters."""
+    router = Router(name="core")
+    router.message.register(greet, CommandStart())
+    router.message.register(show_help, Command("help"))
+    router.message.register(show_profile, Command("me"))
+    router.message.register(count_message, F.from_user)
+    return router

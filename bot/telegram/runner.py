@@ -1,52 +1,254 @@
-"""Run the bot in this process: engine up, poll until a stop signal, engine disposed."""
+"""Run the bot in this process: health, getMe, then poll as the elected leader or serve webhooks; drain on stop."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
-from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.config import Config
 from bot.database.engine import create_engine
-from bot.errors import ConfigError, ToolkitError
+from bot.database.fastpath import script_heads
+from bot.errors import ConfigError, Interrupted, ToolkitError
+from bot.health import RuntimeState, add_health_routes, check_database, start_site
 from bot.logs import get_logger
-from bot.signals import ShutdownGuard
+from bot.notify import enabled as notices_enabled
+from bot.notify import notify_admins, started_text, stopped_text, took_over_text
+from bot.signals import STOP_SIGNALS
 from bot.telegram.app import build_bot, build_dispatcher
+from bot.telegram.conflict import ConflictWatch
+from bot.telegram.leader import LeaderElection
+from bot.telegram.tracker import HandlerTracker
+from bot.telegram.webhook import serve_webhook
 
 log = get_logger("bot.telegram")
 
+POLLING_TIMEOUT = 10  # seconds Telegram holds a getUpdates open; a stop cancels it at once anyway
 
-async def serve(config: Config) -> None:
-    """Poll Telegram until SIGTERM/SIGINT, then close the bot session and dispose the engine."""
+
+@dataclass(frozen=True)
+class StartInfo:
+    """What the start-up sequence did before the bot ran, for the admins' start notice."""
+
+    applied: int = 0
+    duration_ms: float = 0.0
+
+
+class Stopper:
+    """First SIGTERM/SIGINT: stop taking updates and drain. A second one: give up on draining."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.reason = "stopped"
+        self._main: asyncio.Task[Any] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        self._previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.request, sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, self._previous.get(sig, signal.SIG_DFL))
+
+    def request(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.event.is_set():
+            log.warning("stop forced", signal=name)
+            if self._main is not None:
+                self._main.cancel()
+            return
+        self.reason = f"stopped by {name}"
+        log.info("stop requested", signal=name)
+        self.event.set()
+
+
+class Notices:
+    """Admin notices from the bot's loop: sent on a thread, so a slow Bot API never blocks updates."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._pending: set[asyncio.Task[int]] = set()
+
+    def send(self, kind: str, text: str) -> None:
+        if not notices_enabled(self.config):
+            return
+        task = asyncio.create_task(asyncio.to_thread(notify_admins, self.config, kind, text))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait for notices still on their way (each is bounded by its own short timeout)."""
+        if self._pending:
+            await asyncio.wait(list(self._pending))
+
+
+async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper | None = None) -> None:
+    """Run until a stop: poll as the elected leader (or stand by), or serve webhooks; then drain and close."""
+    stopper = stopper or Stopper()
+    start = start or StartInfo()
+    # From the revision manifest: the health check needs the heads, not Alembic (docs/PERFORMANCE.md).
+    state = RuntimeState(mode=config.mode, heads=script_heads())
     engine = create_engine(config.database_url)
-    bot = build_bot(config)
+    conflicts = ConflictWatch(state)
+    bot = build_bot(config, conflicts)
+    tracker = HandlerTracker()
+    dispatcher = build_dispatcher(async_sessionmaker(engine, expire_on_commit=False), tracker)
+    notices = Notices(config)
+    mount_health = _health_mount(engine, state)
+    shared_port = config.mode == "webhook" and config.health_port == config.webhook_port
+    health_runner: web.AppRunner | None = None
+    drained = cut = 0
     try:
-        dispatcher = build_dispatcher(async_sessionmaker(engine, expire_on_commit=False))
-        try:
-            me = await bot.get_me()
-        except TelegramUnauthorizedError:
-            raise ConfigError("Telegram rejected BOT_TOKEN", "getMe answered 401 Unauthorized",
-                              "copy the token again from @BotFather") from None
-        except TelegramNetworkError as error:
-            raise ToolkitError("cannot reach the Telegram Bot API", str(error),
-                               "check the network or TELEGRAM_API_URL") from None
+        if config.health_port and not shared_port:
+            app = web.Application()
+            mount_health(app)
+            health_runner = await start_site(app, config.health_host, config.health_port, purpose="health")
+        me = await _get_me(bot)
+        state.bot_ok, state.username = True, me.username
         log.info("bot connected", bot_id=me.id, username=me.username)
-        await bot.delete_webhook(drop_pending_updates=False)
-        log.info("polling started", bot_id=me.id)
-        await dispatcher.start_polling(bot, handle_signals=True, close_bot_session=True)
-        log.info("bot stopped", bot_id=me.id)
+        await check_database(engine, state)
+
+        def started(role: str) -> None:
+            notices.send("start", started_text(username=me.username, revision=state.revision,
+                                               applied=start.applied, duration_ms=start.duration_ms, role=role))
+
+        if config.mode == "webhook":
+            started("webhook (every replica serves)")
+            drained, cut = await serve_webhook(config, bot, dispatcher, tracker, state, stopper.event,
+                                               mount_health if shared_port else None)
+        else:
+            drained, cut = await _poll_as_leader(config, bot, dispatcher, tracker, state, stopper.event,
+                                                 notices, started)
+        log.info("bot stopped", bot_id=me.id, reason=stopper.reason, drained=drained, cut=cut)
+        notices.send("stop", stopped_text(username=me.username, reason=stopper.reason, drained=drained, cut=cut))
     finally:
+        state.serving = False
+        await notices.flush()
+        if health_runner is not None:
+            await health_runner.cleanup()
         await bot.session.close()
         await engine.dispose()
 
 
-def run_bot(config: Config) -> None:
-    """Block until the bot stops; a stop signal before polling begins raises Interrupted."""
-    guard = ShutdownGuard()
+async def _poll_as_leader(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: HandlerTracker,
+                          state: RuntimeState, stop: asyncio.Event, notices: Notices,
+                          started: Callable[[str], None]) -> tuple[int, int]:
+    """Elect one poller per token through the database; return what its terms drained and cut in total."""
+    drained = cut = 0
+    announced = False
+
+    def on_role(role: str) -> None:
+        nonlocal announced
+        if not announced and role in ("leader", "standby"):
+            announced = True
+            started(role)
+
+    async def lead(lost: asyncio.Event, took_over: bool) -> None:
+        nonlocal drained, cut
+        if took_over:
+            notices.send("takeover", took_over_text(username=state.username))
+        term_drained, term_cut = await _poll(config, bot, dispatcher, tracker, state, stop, lost)
+        drained, cut = drained + term_drained, cut + term_cut
+
+    await LeaderElection(config, bot.id, state, stop, on_role=on_role).run(lead)
+    return drained, cut
+
+
+async def _poll(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: HandlerTracker, state: RuntimeState,
+                stop: asyncio.Event, lost: asyncio.Event) -> tuple[int, int]:
+    """Poll until a stop or a lost lock, then drain in-flight handlers and acknowledge what they finished."""
+    await _remove_leftover_webhook(bot)
+    log.info("polling started", bot_id=bot.id)
+    state.serving = True
+    polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False,
+                                                           polling_timeout=POLLING_TIMEOUT))
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
+    try:
+        await asyncio.wait([polling, *waiters], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        state.serving = False
+        if not polling.done():
+            await dispatcher.stop_polling()
+        await polling
+    log.info("polling stopped", bot_id=bot.id, reason="leadership lost" if lost.is_set() else "stop requested")
+    drained, cut = await tracker.drain(config.shutdown_timeout)
+    if not lost.is_set():
+        await _acknowledge(bot, tracker)
+    return drained, cut
+
+
+async def _remove_leftover_webhook(bot: Bot) -> None:
+    """getUpdates answers 409 while a webhook is set, and aiogram does not remove it: do it here."""
+    try:
+        info = await bot.get_webhook_info()
+        if info.url:
+            log.warning("leftover webhook removed", bot_id=bot.id, url=info.url,
+                        pending_updates=info.pending_update_count)
+        await bot.delete_webhook(drop_pending_updates=False)
+    except TelegramAPIError as error:
+        # Polling retries on its own; if a webhook is really set, `polling conflict` will say so.
+        log.warning("webhook check failed", bot_id=bot.id, reason=error.message)
+
+
+async def _acknowledge(bot: Bot, tracker: HandlerTracker) -> None:
+    """Confirm the handled updates now, so the next leader does not receive them again."""
+    offset = tracker.confirm_offset()
+    if offset is None:
+        return
+    try:
+        await bot.get_updates(offset=offset, limit=1, timeout=0)
+    except TelegramAPIError as error:
+        log.warning("updates not acknowledged", bot_id=bot.id, offset=offset, reason=error.message)
+
+
+async def _get_me(bot: Bot) -> Any:
+    """getMe, with the two ways it fails turned into one clear line each."""
+    try:
+        return await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise ConfigError("Telegram rejected BOT_TOKEN", "getMe answered 401 Unauthorized",
+                          "copy the token again from @BotFather") from None
+    except TelegramNetworkError as error:
+        raise ToolkitError("cannot reach the Telegram Bot API", str(error),
+                           "check the network, TELEGRAM_API_URL or TELEGRAM_PROXY") from None
+
+
+def _health_mount(engine: AsyncEngine, state: RuntimeState) -> Callable[[web.Application], None]:
+    """A function that mounts /healthz and /readyz on an app, checking this engine."""
+
+    def mount(app: web.Application) -> None:
+        add_health_routes(app, state, lambda: check_database(engine, state))
+
+    return mount
+
+
+def run_bot(config: Config, start: StartInfo | None = None) -> None:
+    """Block until the bot stops; a second stop signal cuts the drain short (exit 8)."""
 
     async def main() -> None:
-        await guard.run(serve(config))
+        stopper = Stopper()
+        stopper.install()
+        try:
+            await serve(config, start, stopper)
+        except asyncio.CancelledError:
+            raise Interrupted("stopped by a second signal", "the drain was cut short",
+                              "in-flight updates will be delivered again to the next poller") from None
+        finally:
+            stopper.uninstall()
 
     asyncio.run(main())

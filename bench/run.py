@@ -1,0 +1,543 @@
+"""Start-up and throughput benchmark of the toolkit, side by side with plain Alembic and a bare aiogram bot.
+
+Run: /tmp/venv/bin/python bench/run.py [--quick | --full] [--only G1,G2,...]   (docs/PERFORMANCE.md)
+
+Every comparison runs A and B as whole processes, interleaved (ABAB… with the order flipped every round)
+after warm-up runs, so that machine noise hits both sides alike; only the ratio of the medians is judged.
+Projects are temporary copies of this one with N generated revisions; databases are throwaway SQLite files
+and PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fake_telegram import FakeTelegram  # noqa: E402 - after the path set-up above
+
+PY = sys.executable
+TOKEN = "123456789:AAH1benchtokenvalue-abcdefghijklmnop"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+TOOLKIT_VARIABLES = ("ENV", "DATABASE_URL", "BOT_TOKEN", "TELEGRAM_API_URL", "LOG_LEVEL", "LOG_FORMAT",
+                     "MIGRATE_ON_START", "HEALTH_PORT", "WEBHOOK_URL", "PYTHONDONTWRITEBYTECODE")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How many rounds each comparison gets."""
+
+    rounds: int
+    warmup: int
+    start_pairs: int
+    empty_rounds: tuple[tuple[int, int], ...]  # (revisions, rounds) for migrate-from-empty
+    updates: int
+    throughput_rounds: int
+
+
+QUICK = Mode(rounds=7, warmup=1, start_pairs=15, empty_rounds=((100, 3), (1000, 2)), updates=200,
+             throughput_rounds=3)
+FULL = Mode(rounds=21, warmup=2, start_pairs=25, empty_rounds=((100, 7), (1000, 5)), updates=1000,
+            throughput_rounds=5)
+
+
+@dataclass
+class Result:
+    """One goal's verdict line."""
+
+    goal: str
+    what: str
+    a: list[float]
+    b: list[float]
+    limit: float | None  # ratio A/B must be <= limit (None: informational or a boolean check)
+    unit: str = "ms"
+    passed: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.a) / statistics.median(self.b) if self.a and self.b else float("nan")
+
+    def verdict(self) -> bool | None:
+        if self.passed is not None:
+            return self.passed
+        return None if self.limit is None else self.ratio <= self.limit
+
+
+RESULTS: list[Result] = []
+
+
+# -- processes and timing ------------------------------------------------------------------------------------
+def clean_env(**variables: str) -> dict[str, str]:
+    """This machine's environment minus the toolkit's variables, plus the given ones."""
+    env = {key: value for key, value in os.environ.items() if key not in TOOLKIT_VARIABLES}
+    env.update(variables)
+    return env
+
+
+def run_timed(command: list[str] | str, env: dict[str, str], cwd: Path) -> float:
+    """Wall milliseconds of one whole process; a failing process stops the benchmark with its stderr."""
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          shell=isinstance(command, str))
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def interleave(a: Callable[[], float], b: Callable[[], float], rounds: int, warmup: int,
+               before: Callable[[], None] | None = None) -> tuple[list[float], list[float]]:
+    """Warm both up, then alternate AB / BA so drift and noise fall on both sides equally."""
+    for _ in range(warmup):
+        for side in (a, b):
+            if before:
+                before()
+            side()
+    first: list[float] = []
+    second: list[float] = []
+    for index in range(rounds):
+        order = ((a, first), (b, second)) if index % 2 == 0 else ((b, second), (a, first))
+        for side, bucket in order:
+            if before:
+                before()
+            bucket.append(side())
+    return first, second
+
+
+def invoke(project: Path, *args: str) -> list[str]:
+    return [PY, "-m", "invoke", "--search-root", str(project), *args]
+
+
+def alembic(ini: Path, *args: str) -> list[str]:
+    return [PY, "-m", "alembic", "-c", str(ini), *args]
+
+
+# -- projects ------------------------------------------------------------------------------------------------
+REVISION = '''"""bench step {rev}"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("bench_{rev}", sa.Column("id", sa.Integer, primary_key=True), sa.Column("note", sa.String(50)))
+
+
+def downgrade() -> None:
+    op.drop_table("bench_{rev}")
+'''
+
+PLAIN_INI = """[alembic]
+script_location = %(here)s
+version_locations = {versions}
+path_separator = os
+sqlalchemy.url = {url}
+
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARNING
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+
+def make_project(base: Path, revisions: int) -> Path:
+    """A copy of this project whose history is the two real revisions plus generated ones, N in all."""
+    target = base / f"toolkit_{revisions}"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data", ".env", "backups")
+    for name in ("bot", "alembic"):
+        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    for name in ("alembic.ini", "tasks.py"):
+        shutil.copy2(ROOT / name, target / name)
+    versions = target / "alembic" / "versions"
+    for path in versions.glob("*.py"):
+        if not path.name.startswith(("0001_", "0002_")):
+            path.unlink()
+    for number in range(3, revisions + 1):
+        rev, down = f"{number:04d}", f"{number - 1:04d}"
+        (versions / f"{rev}_bench_step.py").write_text(REVISION.format(rev=rev, down=down))
+    past = time.time() - 120  # a checkout made earlier: outside the manifest's racy window
+    for path in versions.glob("*.py"):
+        os.utime(path, (past, past))
+    return target
+
+
+def make_plain(base: Path, project: Path, url: str, name: str) -> Path:
+    """Plain Alembic: the baseline env.py and an ini pointing at the project's own revision files."""
+    folder = base / f"plain_{name}"
+    folder.mkdir()
+    shutil.copy2(ROOT / "bench" / "plain_env.py", folder / "env.py")
+    ini = folder / "alembic.ini"
+    ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions", url=url))
+    return ini
+
+
+def drop_bytecode(project: Path) -> None:
+    """Remove the revision files' bytecode, as in a read-only image built without it."""
+    shutil.rmtree(project / "alembic" / "versions" / "__pycache__", ignore_errors=True)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database; yields its name and drops it afterwards."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_url(name: str, driver: str = "postgresql") -> str:
+    return f"{driver}://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+
+
+def cpu_ms(before: os.times_result) -> float:
+    after = os.times()
+    return (after.children_user - before.children_user + after.children_system - before.children_system) * 1000
+
+
+# -- goals ---------------------------------------------------------------------------------------------------
+def goal_list(base: Path, mode: Mode) -> None:
+    """G1: `invoke --list` against Invoke's own on a trivial tasks file; no data task imports aiogram."""
+    project = make_project(base / "g1", 2)
+    trivial = base / "g1" / "trivial"
+    trivial.mkdir()
+    (trivial / "tasks.py").write_text("from invoke import task\n\n" + "".join(
+        f"\n@task\ndef job{n}(c):\n    \"\"\"Job {n}.\"\"\"\n" for n in range(5)))
+    env = clean_env()
+    a, b = interleave(lambda: run_timed(invoke(project, "--list"), env, project),
+                      lambda: run_timed(invoke(trivial, "--list"), env, trivial), mode.rounds, mode.warmup)
+    RESULTS.append(Result("G1", "invoke --list / Invoke's own --list (5 trivial tasks)", a, b, 1.3))
+    database = base / "g1" / "bot.db"
+    env = clean_env(DATABASE_URL=f"sqlite:///{database}")
+    heavy = []
+    for task in ("migrate", "status", "history", "migrate"):
+        done = subprocess.run([PY, "-X", "importtime", *invoke(project, task)[1:]], env=env, cwd=project,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"invoke {task} exited {done.returncode}:\n{done.stderr[-3000:]}")
+        if "aiogram" in done.stderr:  # -X importtime names every module imported
+            heavy.append(task)
+    RESULTS.append(Result("G1", "migrate/status/history import aiogram", [], [], None, passed=not heavy,
+                          note=f"imported by: {sorted(set(heavy))}" if heavy else "none imports aiogram"))
+
+
+def goal_noop(base: Path, mode: Mode) -> None:
+    """G2: no-op migrate at 1,000 revisions vs plain Alembic (with and without bytecode), and 1,000 vs 10."""
+    big = make_project(base / "g2", 1000)
+    small = make_project(base / "g2s", 10)
+    envs = {}
+    for project in (big, small):
+        database = project / "bench.db"
+        envs[project] = clean_env(DATABASE_URL=f"sqlite:///{database}")
+        run_timed(invoke(project, "migrate"), envs[project], project)
+    plain_db = base / "g2" / "plain.db"
+    plain = make_plain(base / "g2", big, f"sqlite:///{plain_db}", "sqlite")
+    run_timed(alembic(plain, "upgrade", "head"), clean_env(), base)
+    toolkit = lambda: run_timed(invoke(big, "migrate"), envs[big], big)  # noqa: E731
+    baseline = lambda: run_timed(alembic(plain, "upgrade", "head"), clean_env(), base)  # noqa: E731
+    a, b = interleave(toolkit, baseline, mode.rounds, mode.warmup)
+    RESULTS.append(Result("G2", "no-op migrate, 1,000 revisions, SQLite / plain alembic upgrade head", a, b, 0.8))
+    cold = clean_env(PYTHONDONTWRITEBYTECODE="1")
+    a, b = interleave(lambda: run_timed(invoke(big, "migrate"), {**envs[big], **cold}, big),
+                      lambda: run_timed(alembic(plain, "upgrade", "head"), cold, base),
+                      mode.rounds, mode.warmup, before=lambda: drop_bytecode(big))
+    RESULTS.append(Result("G2", "same, revision files without bytecode cache", a, b, 0.8))
+    a, b = interleave(toolkit, lambda: run_timed(invoke(small, "migrate"), envs[small], small),
+                      mode.rounds, mode.warmup)
+    RESULTS.append(Result("G2", "no-op migrate at 1,000 revisions / at 10", a, b, 1.1))
+    with postgres_database() as name:
+        env = clean_env(DATABASE_URL=pg_url(name))
+        run_timed(invoke(big, "migrate"), env, big)
+        with postgres_database() as plain_name:
+            plain_pg = make_plain(base / "g2", big, pg_url(plain_name, "postgresql+psycopg"), "pg")
+            run_timed(alembic(plain_pg, "upgrade", "head"), clean_env(), base)
+            a, b = interleave(lambda: run_timed(invoke(big, "migrate"), env, big),
+                              lambda: run_timed(alembic(plain_pg, "upgrade", "head"), clean_env(), base),
+                              mode.rounds, mode.warmup)
+    RESULTS.append(Result("G2", "no-op migrate, 1,000 revisions, PostgreSQL / plain alembic", a, b, 0.8))
+
+
+def time_to_first_poll(command: list[str] | str, env: dict[str, str], cwd: Path,
+                       server: FakeTelegram) -> tuple[float, float]:
+    """Milliseconds from launch to the first getUpdates, and the process's peak RSS in MiB."""
+    seen = len(server.calls_to("getUpdates"))
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               shell=isinstance(command, str), start_new_session=True)
+    try:
+        while len(server.calls_to("getUpdates")) <= seen:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command} exited {process.returncode}: {process.stderr.read()[-3000:]}")
+            if time.monotonic() - started > 60:
+                raise RuntimeError(f"{command}: no getUpdates within 60 s")
+            time.sleep(0.002)
+        first = server.calls_to("getUpdates")[seen].at
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _pid, _status, usage = os.wait4(process.pid, 0)
+        process.returncode = 0
+        process.stderr.close()  # type: ignore[union-attr]
+    return (first - started) * 1000, usage.ru_maxrss / 1024
+
+
+def goal_start(base: Path, mode: Mode) -> None:
+    """G3: `invoke start` at head to the first getUpdates vs a bare aiogram + SQLAlchemy bot."""
+    project = make_project(base / "g3", 1000)
+    database = project / "bench.db"
+    with FakeTelegram() as server:
+        toolkit_env = clean_env(ENV="production", DATABASE_URL=f"sqlite:///{database}", BOT_TOKEN=TOKEN,
+                                TELEGRAM_API_URL=server.url, LOG_FORMAT="json")
+        run_timed(invoke(project, "migrate"), toolkit_env, project)
+        bare_env = clean_env(DATABASE_URL=f"sqlite+aiosqlite:///{database}", BOT_TOKEN=TOKEN,
+                             TELEGRAM_API_URL=server.url)
+        plain = make_plain(base / "g3", project, f"sqlite:///{database}", "start")
+        bare = [PY, str(ROOT / "bench" / "bare_bot.py")]
+        common = f"{PY} -m alembic -c {plain} upgrade head && exec {PY} {ROOT / 'bench' / 'bare_bot.py'}"
+        memory: dict[str, list[float]] = {"toolkit": [], "bare": []}
+
+        def toolkit() -> float:
+            elapsed, peak = time_to_first_poll(invoke(project, "start"), toolkit_env, project, server)
+            memory["toolkit"].append(peak)
+            return elapsed
+
+        def floor() -> float:
+            elapsed, peak = time_to_first_poll(bare, bare_env, project, server)
+            memory["bare"].append(peak)
+            return elapsed
+
+        a, b = interleave(toolkit, floor, mode.start_pairs, mode.warmup)
+        RESULTS.append(Result("G3", "invoke start → first getUpdates, at head, 1,000 revisions / bare bot", a, b,
+                              1.05))
+        RESULTS.append(Result("G3", "peak RSS invoke start / bare bot", memory["toolkit"], memory["bare"], 1.1,
+                              unit="MiB"))
+        c, d = interleave(toolkit, lambda: time_to_first_poll(common, bare_env, project, server)[0],
+                          max(3, mode.rounds // 2), 0)
+        RESULTS.append(Result("G3", "invoke start / `alembic upgrade head && bare bot`", c, d, 1.0))
+
+
+def goal_empty(base: Path, mode: Mode) -> None:
+    """G4: migrate from an empty PostgreSQL database vs plain Alembic, lock and journal included."""
+    for revisions, rounds in mode.empty_rounds:
+        folder = base / f"g4_{revisions}"
+        project = make_project(folder, revisions)
+        ini = make_plain(folder, project, "postgresql+psycopg://unused", "plain")
+        a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini), rounds,
+                          1 if revisions <= 100 else 0)
+        RESULTS.append(Result("G4", f"migrate from empty PostgreSQL, {revisions:,} revisions / plain alembic",
+                              a, b, 1.1))
+
+
+def migrate_empty(project: Path) -> float:
+    """`invoke migrate` on a fresh PostgreSQL database."""
+    with postgres_database() as name:
+        return run_timed(invoke(project, "migrate"), clean_env(DATABASE_URL=pg_url(name)), project)
+
+
+def plain_empty(project: Path, ini: Path) -> float:
+    """Plain `alembic upgrade head` on a fresh PostgreSQL database."""
+    with postgres_database() as name:
+        ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions",
+                                        url=pg_url(name, "postgresql+psycopg")))
+        return run_timed(alembic(ini, "upgrade", "head"), clean_env(), ini.parent)
+
+
+def goal_concurrent(base: Path, mode: Mode) -> None:
+    """G5: 8 `invoke migrate` at once on one empty PostgreSQL database: all succeed; wall vs one vs CPU floor."""
+    project = make_project(base / "g5", 100)
+    cores = os.cpu_count() or 1
+    singles: list[float] = []
+    cpu: list[float] = []
+    for _ in range(max(2, mode.warmup + 1)):
+        with postgres_database() as name:
+            before = os.times()
+            singles.append(run_timed(invoke(project, "migrate"), clean_env(DATABASE_URL=pg_url(name)), project))
+            cpu.append(cpu_ms(before))
+    walls: list[float] = []
+    failures = 0
+    for _ in range(max(1, mode.throughput_rounds - 1)):
+        with postgres_database() as name:
+            env = clean_env(DATABASE_URL=pg_url(name))
+            started = time.perf_counter()
+            processes = [subprocess.Popen(invoke(project, "migrate"), env=env, cwd=project,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(8)]
+            codes = [process.wait(600) for process in processes]
+            walls.append((time.perf_counter() - started) * 1000)
+            for process in processes:
+                process.stderr.close()  # type: ignore[union-attr]
+            failures += sum(1 for code in codes if code != 0)
+    floor = 8 * statistics.median(cpu) / cores
+    RESULTS.append(Result("G5", "8 concurrent migrates on empty PostgreSQL: all exit 0", [], [], None,
+                          passed=failures == 0,
+                          note=f"failures {failures}; wall {statistics.median(walls):.0f} ms = "
+                               f"{statistics.median(walls) / statistics.median(singles):.2f}× one process "
+                               f"({statistics.median(singles):.0f} ms), "
+                               f"{statistics.median(walls) / floor:.2f}× CPU floor ({floor:.0f} ms = 8 × "
+                               f"{statistics.median(cpu):.0f} ms CPU / {cores} cores)"))
+    with postgres_database() as name:
+        ini = make_plain(base / "g5", project, pg_url(name, "postgresql+psycopg"), "concurrent")
+        processes = [subprocess.Popen(alembic(ini, "upgrade", "head"), env=clean_env(), cwd=base,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(8)]
+        plain_failures = sum(1 for process in processes if process.wait(600) != 0)
+    RESULTS.append(Result("G5", "(reference) 8 concurrent plain alembic upgrade head", [], [], None,
+                          note=f"{plain_failures} of 8 failed"))
+
+
+def throughput(project: Path, env: dict[str, str], server: FakeTelegram, updates: int,
+               rounds: int) -> tuple[list[float], list[float]]:
+    """Updates per second of /start (database write + reply) and /help (reply only), alternating batches."""
+    process = subprocess.Popen(invoke(project, "start"), env=env, cwd=project, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    user = iter(range(10_000, 10_000_000))
+    try:
+        server.wait_for("getUpdates", token=TOKEN, timeout=60)
+
+        def batch(text: str) -> float:
+            done = len(server.calls_to("sendMessage", TOKEN))
+            started = time.monotonic()
+            for _ in range(updates):
+                server.push_message(TOKEN, text, user_id=next(user))
+            server.wait_for("sendMessage", token=TOKEN, count=done + updates, timeout=300)
+            return updates / (time.monotonic() - started)
+
+        batch("/help")
+        batch("/start")
+        with_db: list[float] = []
+        without: list[float] = []
+        for index in range(rounds):
+            pairs = (("/start", with_db), ("/help", without))
+            for text, bucket in pairs if index % 2 == 0 else pairs[::-1]:
+                bucket.append(batch(text))
+        return with_db, without
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def goal_throughput(base: Path, mode: Mode) -> None:
+    """G6: updates/s through fake Bot API → aiogram → handler with its write → reply, vs a handler without one."""
+    project = make_project(base / "g6", 2)
+    for backend in ("sqlite", "postgresql"):
+        with FakeTelegram() as server, postgres_database() as name:
+            url = f"sqlite:///{project / 'bench.db'}" if backend == "sqlite" else pg_url(name)
+            env = clean_env(ENV="production", DATABASE_URL=url, BOT_TOKEN=TOKEN, TELEGRAM_API_URL=server.url,
+                            LOG_LEVEL="WARNING")
+            with_db, without = throughput(project, env, server, mode.updates, mode.throughput_rounds)
+        # Higher is better here: the ratio is with-database / without, and must reach 0.5.
+        result = Result("G6", f"updates/s /start (write + reply) / /help (reply), {backend}", with_db, without,
+                        None, unit="upd/s")
+        result.passed = result.ratio >= 0.5
+        result.note = "goal: ratio ≥ 0.5"
+        RESULTS.append(result)
+
+
+GOALS = {"G1": goal_list, "G2": goal_noop, "G3": goal_start, "G4": goal_empty, "G5": goal_concurrent,
+         "G6": goal_throughput}
+
+
+# -- report --------------------------------------------------------------------------------------------------
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):,.0f} [{min(values):,.0f}–{max(values):,.0f}]"
+
+
+def report(mode_name: str, seconds: float) -> str:
+    """The results as a Markdown table, with the machine they came from."""
+    load = os.getloadavg()
+    lines = [f"mode {mode_name}; {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
+             f"{platform.platform()}; load average before/after {LOAD_BEFORE[0]:.2f}/{load[0]:.2f}; "
+             f"took {seconds:.0f} s",
+             "",
+             "| goal | comparison (A / B) | A median [min–max] | B median [min–max] | ratio | target | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for result in RESULTS:
+        verdict = result.verdict()
+        word = "PASS" if verdict else "FAIL" if verdict is False else "info"
+        ratio = f"{result.ratio:.2f}" if result.a and result.b else "-"
+        target = f"≤ {result.limit}" if result.limit is not None else (result.note.split(': ')[-1]
+                                                                        if result.note.startswith("goal") else "")
+        a = spread(result.a) + (f" {result.unit}" if result.a else "")
+        b = spread(result.b) + (f" {result.unit}" if result.b else "")
+        what = result.what + (f" — {result.note}" if result.note and not result.note.startswith("goal") else "")
+        lines.append(f"| {result.goal} | {what} | {a} | {b} | {ratio} | {target} | {word} |")
+    return "\n".join(lines)
+
+
+LOAD_BEFORE = os.getloadavg()
+
+
+def main() -> None:
+    """Parse flags, run the chosen goals in a temporary folder, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="more rounds (tens of minutes); default is quick")
+    parser.add_argument("--quick", action="store_true", help="few rounds (a few minutes); the default")
+    parser.add_argument("--only", default=",".join(GOALS), help="comma-separated goals, e.g. G2,G3")
+    options = parser.parse_args()
+    mode = FULL if options.full else QUICK
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="toolkit-bench-") as folder:
+        for name in options.only.split(","):
+            GOALS[name.strip().upper()](Path(folder), mode)
+            print(f"{name.strip().upper()} done", file=sys.stderr, flush=True)
+    print(report("full" if options.full else "quick", time.perf_counter() - started))
+    failed = [result for result in RESULTS if result.verdict() is False]
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

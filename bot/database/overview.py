@@ -1,0 +1,215 @@
+"""Where the database stands, with the journal: what `invoke history` and `invoke status` show.
+
+Read-only: it never writes, and opens a plain (non-migration) connection so that on SQLite it
+reads beside a running migration instead of queueing behind it. Open "running" rows are judged by
+probing the migration lock: held means a step is in progress, free means its process is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from bot.config import Config
+from bot.database import journal
+from bot.database.engine import create_engine
+from bot.database.lock import database_lock
+from bot.database.migrations import RevisionInfo, Status, _history, _status
+from bot.database.scripts import alembic_config, load_scripts
+from bot.database.steps import current_heads
+from bot.database.urls import where
+from bot.database.waiting import open_connection
+from bot.errors import CheckFailed, ConfigError, LockTimeout
+from bot.signals import run_guarded
+
+APPLIED = "applied"
+PENDING = "pending"
+# The status words of `invoke history` (docs/JOURNAL.md).
+WORDS = (APPLIED, PENDING, journal.FAILED, journal.ABORTED, journal.HALF_APPLIED)
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    """One revision: the script, its status word, and the journal's word on it."""
+
+    info: RevisionInfo
+    status: str
+    last_applied: journal.Entry | None
+    last_entry: journal.Entry | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The revision graph against the database, and what the journal adds to it."""
+
+    location: str
+    state: Status
+    revisions: tuple[RevisionRecord, ...]
+    half_applied: tuple[journal.Entry, ...]
+    in_progress: tuple[journal.Entry, ...]
+    last_entry: journal.Entry | None
+    journal_version: int | None
+
+    @property
+    def check_problems(self) -> list[str]:
+        """Why `status --check` fails, empty when the database is exactly at head and whole."""
+        problems = []
+        if self.half_applied:
+            problems.append("half-applied: " + ", ".join(str(entry.revision) for entry in self.half_applied))
+        if self.state.unknown:
+            problems.append("unknown revision: " + ", ".join(self.state.unknown))
+        if self.state.pending:
+            problems.append(f"{len(self.state.pending)} pending: "
+                            + ", ".join(info.revision for info in self.state.pending))
+        if len(self.state.heads) > 1:
+            problems.append("several heads: " + ", ".join(self.state.heads))
+        return problems
+
+
+def read_overview(config: Config) -> Overview:
+    """Read the revision scripts, alembic_version and the journal, and judge open rows by the lock."""
+    scripts = load_scripts(alembic_config(config))
+    url = config.database_url
+
+    async def read() -> Overview:
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            connection = await open_connection(engine, url, config.db_wait_timeout)
+            try:
+                current, version, rows = await connection.run_sync(_read_rows)
+            finally:
+                await connection.close()
+            running = [entry for entry in rows if entry.status == journal.RUNNING and entry.resolved_by is None]
+            lock_free = await _lock_is_free(engine, config) if running else True
+        finally:
+            await engine.dispose()
+        return _combine(where(url), _status(scripts, current), _history(scripts, current), version, rows, lock_free)
+
+    return run_guarded(lambda guard: read())
+
+
+def check(overview: Overview) -> None:
+    """For CI and deploy gates: fail (exit 7) when anything is pending, half-applied or unknown."""
+    problems = overview.check_problems
+    if problems:
+        raise CheckFailed(f"the database at {overview.location} is not at head", "; ".join(problems),
+                          "run `invoke migrate`, or see docs/JOURNAL.md for a half-applied revision")
+
+
+def refuse_if_half_applied(config: Config) -> None:
+    """The lock-free start path (no migration on start) refuses a half-applied database too."""
+    found = read_overview(config)
+    journal.refuse_half_applied(found.half_applied, found.location)
+
+
+def history_document(overview: Overview, limit: int | None = None) -> dict[str, object]:
+    """`invoke history --json`: the graph newest first, each revision with its status word and journal facts."""
+    revisions = overview.revisions if limit is None else overview.revisions[:limit]
+    return {
+        "database": overview.location,
+        "current": list(overview.state.current),
+        "heads": list(overview.state.heads),
+        "half_applied": bool(overview.half_applied),
+        "revisions": [{
+            "revision": record.info.revision,
+            "message": record.info.message,
+            "down_revisions": list(record.info.down_revisions),
+            "is_head": record.info.is_head,
+            "is_current": record.info.is_current,
+            "status": record.status,
+            "last_applied": None if record.last_applied is None else _applied_json(record.last_applied),
+            "last_entry": None if record.last_entry is None else record.last_entry.as_json(),
+        } for record in revisions],
+    }
+
+
+def status_document(overview: Overview) -> dict[str, object]:
+    """`invoke status --json`: current, heads, pending, last journal entry and the half-applied flag."""
+    state = overview.state
+    return {
+        "database": overview.location,
+        "current": list(state.current),
+        "heads": list(state.heads),
+        "at_head": state.at_head and not overview.half_applied,
+        "pending": [{"revision": info.revision, "message": info.message} for info in state.pending],
+        "unknown": list(state.unknown),
+        "half_applied": bool(overview.half_applied),
+        "half_applied_entries": [entry.as_json() for entry in overview.half_applied],
+        "in_progress": [entry.as_json() for entry in overview.in_progress],
+        "last_entry": None if overview.last_entry is None else overview.last_entry.as_json(),
+        "journal_schema_version": overview.journal_version,
+        "problems": overview.check_problems,
+    }
+
+
+def validate_limit(limit: int | None) -> int | None:
+    """--limit must be a positive number of revisions."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit} is not allowed", "it counts revisions to show", "pass --limit 1 or more")
+    return limit
+
+
+def _read_rows(connection: Connection) -> tuple[tuple[str, ...], int | None, list[journal.Entry]]:
+    """alembic_version, the journal's schema version and its rows (newest first), on one connection."""
+    current = current_heads(connection)
+    version = journal.schema_version(connection)
+    if version is not None and version > journal.SCHEMA_VERSION:
+        return current, version, []
+    return current, version, journal.entries(connection)
+
+
+async def _lock_is_free(engine: Any, config: Config) -> bool:
+    """Try the migration lock once, without waiting: free means no migration is running right now."""
+    try:
+        async with database_lock(engine, config.database_url, "migration", 0,
+                                 waiting_event="waiting for migration lock"):
+            return True
+    except LockTimeout:
+        return False
+
+
+def _combine(location: str, state: Status, infos: list[RevisionInfo], version: int | None,
+             rows: list[journal.Entry], lock_free: bool) -> Overview:
+    """Give every revision its word from alembic_version and the journal."""
+    open_rows = [entry for entry in reversed(rows) if entry.status in journal.UNFINISHED and entry.resolved_by is None]
+    half = journal.half_applied_now(open_rows, lock_free)
+    in_progress = [] if lock_free else [entry for entry in open_rows if entry.status == journal.RUNNING]
+    half_revisions = {entry.revision for entry in half}
+    steps = [entry for entry in rows if entry.kind == journal.STEP]
+    records = []
+    for info in infos:
+        mine = [entry for entry in steps if entry.revision == info.revision]
+        last_applied = next((entry for entry in mine if entry.status == journal.APPLIED), None)
+        records.append(RevisionRecord(info, _word(info, mine, half_revisions, lock_free), last_applied,
+                                      mine[0] if mine else None))
+    return Overview(location, state, tuple(records), tuple(half), tuple(in_progress), rows[0] if rows else None,
+                    version)
+
+
+def _word(info: RevisionInfo, mine: Iterable[journal.Entry], half_revisions: set[str | None],
+          lock_free: bool) -> str:
+    """applied, pending, failed, aborted or half-applied, for one revision."""
+    if info.revision in half_revisions:
+        return journal.HALF_APPLIED
+    if info.applied:
+        return APPLIED
+    last_upgrade = next((entry for entry in mine if entry.direction == "upgrade"), None)
+    if last_upgrade is None:
+        return PENDING
+    if last_upgrade.status in (journal.FAILED, journal.ABORTED):
+        return last_upgrade.status
+    if last_upgrade.status == journal.RUNNING and lock_free and last_upgrade.transactional:
+        return journal.ABORTED
+    return PENDING
+
+
+def _applied_json(entry: journal.Entry) -> dict[str, object]:
+    """When, by whom, from where and how long a revision was last applied."""
+    return {"started_at": journal.iso(entry.started_at), "finished_at": journal.iso(entry.finished_at),
+            "duration_ms": None if entry.duration_ms is None else round(entry.duration_ms, 1),
+            "os_user": entry.os_user, "host": entry.host, "pid": entry.pid, "app_version": entry.app_version,
+            "environment": entry.environment}

@@ -1,0 +1,300 @@
+"""`invoke restore PATH`: put a backup back under the migration lock, keeping the journal's current rows.
+
+The backup is checked before anything changes, the operator confirms (the same rule as rollback-base:
+always, unless --yes), a safety backup of the current state is taken, then the backend's own tool
+restores it. The toolkit's audit tables keep the rows they have now, not the backup's, and the
+restore itself is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, Table, delete, func, inspect, select, text
+from sqlalchemy.engine import URL, Connection
+
+from bot.config import Config
+from bot.database import journal
+from bot.database.backup import backup_kind, take_backup, verify_backup
+from bot.database.engine import create_engine
+from bot.database.lock import migration_lock
+from bot.database.scripts import TOOLKIT_TABLES, alembic_config, load_scripts
+from bot.database.steps import current_heads
+from bot.database.tools import MYSQL_BACKENDS, find_tool, mysql_option_file, postgres_environment, run_tool
+from bot.database.urls import database_label, where
+from bot.database.waiting import open_connection
+from bot.errors import ConfigError, MigrationFailed, Refused
+from bot.logs import get_logger
+from bot.signals import ShutdownGuard, run_guarded
+
+log = get_logger("bot.restore")
+
+RESTORE = "restore"
+# Audit tables keep their current rows across a restore; alembic_version comes from the backup.
+KEPT_TABLES = tuple(sorted(TOOLKIT_TABLES - {"alembic_version"}))
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What a restore did."""
+
+    path: Path
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    safety_backup: Path | None
+    duration_ms: float
+
+
+def restore(config: Config, path: Path, *, confirm: Any = None, backup_first: bool = True) -> RestoreReport:
+    """Check the backup, then restore it under the lock (confirm is a migrations.Confirm or None)."""
+    path = _existing(path)
+    backend = config.database_url.get_backend_name()
+    kind = backup_kind(path)
+    expected = "mysql" if backend in MYSQL_BACKENDS else backend
+    if kind != expected:
+        raise ConfigError(f"{path} is not a {expected} backup",
+                          f"it looks like {'a ' + kind + ' backup' if kind != 'unknown' else 'something else'}, "
+                          f"and DATABASE_URL is {backend}", "pick a backup of this database")
+    verify_backup(path, backend)
+    revision = backup_revision(path, kind)
+    scripts = load_scripts(alembic_config(config))
+    unknown = [rev for rev in revision if not _known(scripts, rev)]
+    if unknown:
+        raise Refused(f"the backup {path.name} is at revision {', '.join(unknown)}, which these scripts do not know",
+                      "after the restore nothing could migrate or start", "restore it with the code of that release")
+    return run_guarded(lambda guard: _restore_async(config, path, kind, revision, confirm, backup_first, guard))
+
+
+def _existing(path: Path) -> Path:
+    """The backup path, or a clear line when it is not a readable file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"the backup {path} does not exist", "there is no file at that path",
+                          "pass the path of a file in BACKUP_DIR")
+    if not path.is_file():
+        raise ConfigError(f"the backup {path} is not a file", "restore reads one backup file",
+                          "pass the path of a file in BACKUP_DIR")
+    return path.resolve()
+
+
+def _known(scripts: Any, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - Alembic raises several resolution errors for an unknown id
+        return False
+
+
+def backup_revision(path: Path, kind: str) -> tuple[str, ...]:
+    """The alembic revision(s) recorded inside a backup; () when it holds none (base)."""
+    if kind == "sqlite":
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return tuple(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
+        except sqlite3.OperationalError:
+            return ()
+        finally:
+            connection.close()
+    if kind == "postgresql":
+        tool = find_tool("pg_restore", needed_for="reading the backup")
+        script = run_tool([tool, "--data-only", "--table=alembic_version", "--file=-", str(path)],
+                          what="pg_restore")
+        match = re.search(r"^COPY \S*alembic_version .*FROM stdin;\n(.*?)^\\\.$", script, re.S | re.M)
+        return tuple(line for line in match.group(1).splitlines() if line) if match else ()
+    found = re.findall(r"^INSERT INTO `alembic_version` VALUES (.*);$", path.read_text("utf-8", "replace"), re.M)
+    return tuple(value for values in found for value in re.findall(r"'([^']*)'", values))
+
+
+def backup_tables(path: Path, kind: str) -> set[str] | None:
+    """The tables a dump creates (None for SQLite, whose restore replaces the whole file)."""
+    if kind == "postgresql":
+        listing = run_tool([find_tool("pg_restore", needed_for="reading the backup"), "--list", str(path)],
+                           what="pg_restore --list")
+        return set(re.findall(r"^\d+; \d+ \d+ TABLE \S+ (\S+) ", listing, re.M))
+    if kind == "mysql":
+        return set(re.findall(r"^CREATE TABLE `([^`]+)`", path.read_text("utf-8", "replace"), re.M))
+    return None
+
+
+async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[str, ...], confirm: Any,
+                         backup_first: bool, guard: ShutdownGuard) -> RestoreReport:
+    """Lock, confirm, safety backup, restore, put the journal back, journal the restore."""
+    from bot.database.migrations import Plan, _ask
+
+    url = config.database_url
+    engine = create_engine(url, for_migrations=True)
+    try:
+        connection = await open_connection(engine, url, config.db_wait_timeout)
+        try:
+            async with migration_lock(engine, url, config.migration_lock_timeout):
+                who = journal.origin(config.env)
+                before = await connection.run_sync(current_heads)
+                await connection.run_sync(journal.prepare, who)
+                planned = Plan("restore", database_label(url), where(url), before, "+".join(revision) or "base",
+                               (), source=str(path))
+                if confirm is not None and not await _ask(confirm, planned):
+                    raise Refused(f"restore of {where(url)} was not confirmed", "the answer did not match",
+                                  "run it again and type the database name, or pass --yes")
+                started_at, started = journal.now(), time.perf_counter()
+                safety = None
+                if backup_first:
+                    safety = take_backup(config, before, reason="restore").path
+                else:
+                    log.warning("backup skipped", database=where(url), reason="--no-backup")
+                kept = await connection.run_sync(_snapshot)
+                existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+                await connection.rollback()
+                log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
+                guard.enter_critical()
+                try:
+                    await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
+                except MigrationFailed as error:
+                    # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
+                    await connection.run_sync(_put_back, kept)
+                    await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
+                    raise
+                else:
+                    await connection.run_sync(_drop_orphans, kind, path, existing)
+                    await connection.run_sync(_put_back, kept)
+                finally:
+                    guard.leave_critical()
+                after = await connection.run_sync(current_heads)
+                duration = (time.perf_counter() - started) * 1000
+                await connection.run_sync(_journal, config, who, path, before, after, safety, started_at)
+                log.info("restore complete", database=where(url), path=str(path), before=list(before),
+                         revision=",".join(after) or None, duration_ms=round(duration, 1),
+                         safety_backup=str(safety) if safety else None)
+                guard.raise_if_requested()
+                return RestoreReport(path, before, after, safety, duration)
+        finally:
+            await connection.close()
+    finally:
+        await engine.dispose()
+
+
+def _snapshot(connection: Connection) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """The audit tables as they are now: definition and rows."""
+    names = set(inspect(connection).get_table_names())
+    metadata = MetaData()
+    kept = []
+    for name in KEPT_TABLES:
+        if name in names:
+            table = Table(name, metadata, autoload_with=connection)
+            kept.append((table, [dict(row._mapping) for row in connection.execute(select(table))]))
+    connection.commit()
+    return kept
+
+
+def _run_restore(url: URL, path: Path, kind: str, safety: Path | None, lock_timeout: float) -> None:
+    """The backend's own restore; PostgreSQL and SQLite restore all or nothing, MariaDB table by table."""
+    fallback = f"the safety backup {safety} holds the state before" if safety else "no safety backup was taken"
+    try:
+        if kind == "sqlite":
+            _restore_sqlite(path, Path(str(url.database)))
+        elif kind == "postgresql":
+            tool = find_tool("pg_restore", needed_for="restore")
+            env = postgres_environment(url)
+            if lock_timeout > 0:
+                # A bot session still holding a table makes DROP wait: fail after DDL_LOCK_TIMEOUT instead.
+                env["PGOPTIONS"] = f"-c lock_timeout={int(lock_timeout * 1000)}"
+            run_tool([tool, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+                      "--exit-on-error", f"--dbname={url.database}", str(path)], env=env, what="pg_restore")
+        else:
+            tool = find_tool("mysql_client", needed_for="restore")
+            with mysql_option_file(url) as options, path.open("rb") as dump:
+                run_tool([tool, f"--defaults-extra-file={options}", "--default-character-set=utf8mb4",
+                          str(url.database)], stdin=dump.fileno(), what=Path(tool).name)
+    except Refused as error:
+        state = ("nothing was changed (the restore ran in one transaction)" if kind in ("sqlite", "postgresql")
+                 else "MariaDB/MySQL commits table by table, so the database may be partly restored")
+        raise MigrationFailed(f"restore of {path.name} failed", f"{error.why or error.what}; {state}",
+                              f"{fallback}; fix the cause and restore again") from None
+
+
+def _restore_sqlite(source: Path, target: Path) -> None:
+    """The online backup API, backup file → live file, in one step (one write transaction on the target)."""
+    reader = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True)
+    try:
+        writer = sqlite3.connect(target, timeout=30)
+        try:
+            reader.backup(writer)
+        finally:
+            writer.close()
+    except sqlite3.Error as error:
+        raise Refused("the SQLite restore failed", str(error), "") from None
+    finally:
+        reader.close()
+
+
+def _drop_orphans(connection: Connection, kind: str, path: Path, existing: set[str]) -> None:
+    """Drop tables the backup does not have, so the schema is the backup's."""
+    in_backup = backup_tables(path, kind)
+    if in_backup is not None:
+        orphans = sorted(existing - in_backup - set(KEPT_TABLES))
+        if connection.in_transaction():
+            connection.commit()
+        with connection.begin():
+            if kind == "mysql":
+                connection.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
+            for name in orphans:
+                quoted = connection.dialect.identifier_preparer.quote(name)
+                cascade = " CASCADE" if kind == "postgresql" else ""
+                connection.execute(text(f"DROP TABLE IF EXISTS {quoted}{cascade}"))
+            if kind == "mysql":
+                connection.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+        if orphans:
+            log.info("tables dropped after restore", tables=orphans, reason="not in the backup")
+
+
+def _put_back(connection: Connection, kept: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """Give the audit tables back the rows they had before the restore."""
+    if connection.in_transaction():
+        connection.commit()
+    with connection.begin():
+        present = set(inspect(connection).get_table_names())
+        for table, rows in kept:
+            if table.name not in present:
+                table.create(connection)
+            connection.execute(delete(table))
+            if rows:
+                connection.execute(table.insert(), rows)
+            _advance_sequence(connection, table)
+
+
+def _advance_sequence(connection: Connection, table: Table) -> None:
+    """PostgreSQL: move an id sequence past the rows put back, so the next insert gets a fresh id."""
+    if connection.dialect.name != "postgresql":
+        return
+    for column in table.primary_key.columns:
+        sequence = connection.execute(text("SELECT pg_get_serial_sequence(:table, :column)"),
+                                      {"table": table.name, "column": column.name}).scalar()
+        if sequence:
+            highest = connection.execute(select(func.max(column))).scalar()
+            connection.execute(text("SELECT setval(:sequence, :value, :called)"),
+                               {"sequence": sequence, "value": highest or 1, "called": highest is not None})
+
+
+def _journal_failure(connection: Connection, config: Config, who: journal.Origin, path: Path,
+                     safety: Path | None, started_at: Any, error: MigrationFailed) -> None:
+    """Record a restore that failed, with what state it left."""
+    journal.record_event(connection, RESTORE, who=who, description=f"restore from {path.name} failed",
+                         started_at=started_at, success=False, error=error.line(), secrets=config.secrets(),
+                         details={"path": str(path), "safety_backup": str(safety) if safety else None})
+
+
+def _journal(connection: Connection, config: Config, who: journal.Origin, path: Path, before: tuple[str, ...],
+             after: tuple[str, ...], safety: Path | None, started_at: Any) -> None:
+    """Record the restore, and let it resolve any half-applied entry (the backup replaced that state)."""
+    entry = journal.record_event(
+        connection, RESTORE, who=who, description=f"restore from {path.name}", started_at=started_at,
+        revision="+".join(after) or None, secrets=config.secrets(),
+        details={"path": str(path), "before": list(before), "after": list(after),
+                 "safety_backup": str(safety) if safety else None})
+    resolved = journal.committed(connection, lambda conn: journal.resolve(conn, entry))
+    if resolved:
+        log.info("journal entries resolved by restore", entries=resolved)

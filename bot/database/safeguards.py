@@ -1,0 +1,148 @@
+"""The rails a schema change passes under the migration lock, after planning and before its first step.
+
+Guards run on the migration's own (sync-facing) connection, so what they journal never waits on a
+lock the migration itself holds (SQLite); any guard may refuse, and then nothing has been changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from bot.config import Config
+from bot.database import journal
+from bot.errors import Refused
+from bot.logs import get_logger
+
+if TYPE_CHECKING:
+    from bot.database.migrations import Plan
+
+log = get_logger("bot.safeguards")
+
+Guard = Callable[[Connection, "Plan"], None]
+REVIEW = "review"
+BACKUP = "backup"
+
+
+def upgrade_guards(config: Config, *, allow_destructive: bool = False) -> tuple[Guard, ...]:
+    """Production upgrades: review the pending revisions, then back up when BACKUP_BEFORE_MIGRATE=true."""
+    if not config.is_production:
+        return ()
+    enforce = not (allow_destructive or config.allow_destructive_migrations)
+    guards: list[Guard] = [review_guard(config, enforce=enforce)]
+    if config.backup_before_migrate:
+        guards.append(backup_guard(config))
+    return tuple(guards)
+
+
+def downgrade_guards(config: Config, *, backup: bool) -> tuple[Guard, ...]:
+    """Rollbacks: a verified backup first, unless the operator passed --no-backup."""
+    if not backup:
+        log.warning("backup skipped", database=config.database_url.database, reason="--no-backup")
+        return ()
+    return (backup_guard(config),)
+
+
+def review_guard(config: Config, *, enforce: bool) -> Guard:
+    """Refuse unmarked destructive operations in the pending revisions (or only report them when allowed)."""
+
+    def review(connection: Connection, plan: Plan) -> None:
+        from bot.database.review import refuse_unreviewed, review_revisions
+        from bot.database.scripts import alembic_config, load_scripts
+
+        if plan.direction != "upgrade":
+            return
+        started = journal.now()
+        scripts = load_scripts(alembic_config(config))
+        reviews = review_revisions(scripts, [step.revision for step in plan.steps], connection.dialect.name)
+        unaccepted = [review for review in reviews if not review.accepted]
+        for item in reviews:
+            if item.findings:
+                log.info("migration reviewed", revision=item.revision, findings=[f.line() for f in item.findings],
+                         marker=item.marker_reason)
+        if unaccepted and not enforce:
+            log.warning("destructive migration allowed", revisions=[item.revision for item in unaccepted],
+                        reason="--allow-destructive or ALLOW_DESTRUCTIVE_MIGRATIONS=true")
+        refused = bool(unaccepted) and enforce
+        details = {"revisions": [{"revision": item.revision, "marker": item.marker_reason,
+                                  "findings": [f.line() for f in item.findings]} for item in reviews],
+                   "allowed_by_operator": bool(unaccepted) and not enforce}
+        record(connection, config, REVIEW, f"review of {len(reviews)} pending revision(s)", started=started,
+               success=not refused, details=details,
+               error=f"{len(unaccepted)} revision(s) hold unmarked destructive operations" if refused else None)
+        if enforce:
+            refuse_unreviewed(reviews)
+
+    return review
+
+
+def backup_guard(config: Config) -> Guard:
+    """Write and verify a backup of the database as it is now; a failure refuses the command."""
+
+    def back_up(connection: Connection, plan: Plan) -> None:
+        from bot.database.backup import take_backup
+
+        started = journal.now()
+        try:
+            backup = take_backup(config, plan.current, reason=plan.direction)
+        except Refused as error:
+            record(connection, config, BACKUP, f"backup before {plan.direction} failed", started=started,
+                   success=False, error=error.line())
+            raise
+        record(connection, config, BACKUP, f"backup before {plan.direction}", started=started, success=True,
+               details={"path": str(backup.path), "size_bytes": backup.size}, revision=backup.revision)
+
+    return back_up
+
+
+def record(connection: Connection, config: Config, kind: str, description: str, *, started: object,
+           success: bool, details: dict[str, object] | None = None, error: str | None = None,
+           revision: str | None = None) -> None:
+    """Journal a review, backup or restore on the caller's connection."""
+    journal.record_event(connection, kind, who=journal.origin(config.env), description=description,
+                         started_at=started, success=success, error=error, details=details,  # type: ignore[arg-type]
+                         revision=revision, secrets=config.secrets())
+
+
+def bound_ddl_locks(connection: Connection, config: Config) -> None:
+    """Session limits so a step stuck behind another query's lock fails (exit 4) instead of queueing every query."""
+    dialect = connection.dialect
+    statements: list[str] = []
+    if dialect.name == "postgresql":
+        statements.append(f"SET lock_timeout = {int(config.ddl_lock_timeout * 1000)}")
+        statements.append(f"SET statement_timeout = {int(config.ddl_statement_timeout * 1000)}")
+    elif dialect.name in ("mysql", "mariadb"):
+        if config.ddl_lock_timeout > 0:
+            statements.append(f"SET SESSION lock_wait_timeout = {max(1, round(config.ddl_lock_timeout))}")
+        if getattr(dialect, "is_mariadb", False):
+            statements.append(f"SET SESSION max_statement_time = {config.ddl_statement_timeout:g}")
+    if not statements:
+        return
+    if connection.in_transaction():
+        connection.commit()
+    for statement in statements:
+        connection.execute(text(statement))
+    # Committed, so the rollback Alembic's runner starts with cannot undo the settings.
+    connection.commit()
+    log.debug("ddl limits set", lock_timeout_s=config.ddl_lock_timeout,
+              statement_timeout_s=config.ddl_statement_timeout)
+
+
+# PostgreSQL SQLSTATEs and MySQL/MariaDB error numbers of the two session limits set above.
+_LOCK_WAITS: set[object] = {"55P03", 1205}
+_STATEMENT_LIMITS: set[object] = {"57014", 1969, 3024}
+
+
+def ddl_limit_hint(error: BaseException) -> str | None:
+    """What to do when a step hit DDL_LOCK_TIMEOUT or DDL_STATEMENT_TIMEOUT (None for any other error)."""
+    original = getattr(error, "orig", None) or error
+    codes = {getattr(original, "sqlstate", None), original.args[0] if getattr(original, "args", None) else None}
+    if codes & _LOCK_WAITS:
+        return ("another session held a lock on the table longer than DDL_LOCK_TIMEOUT: run migrate again when "
+                "it is idle (or find it in pg_stat_activity / SHOW PROCESSLIST), or raise DDL_LOCK_TIMEOUT")
+    if codes & _STATEMENT_LIMITS:
+        return "a statement ran longer than DDL_STATEMENT_TIMEOUT: raise it for this migration, or split the revision"
+    return None

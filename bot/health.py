@@ -1,0 +1,123 @@
+"""/healthz and /readyz over aiohttp (which aiogram ships), served from the bot's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import __version__
+from bot.logs import get_logger
+
+log = get_logger("bot.health")
+
+DATABASE_CHECK_TIMEOUT = 2.0
+
+
+@dataclass
+class RuntimeState:
+    """What this replica is doing right now, read by the health endpoints and the admin notices."""
+
+    mode: str
+    heads: tuple[str, ...] = ()
+    started_at: float = field(default_factory=time.monotonic)
+    role: str = "starting"
+    username: str | None = None
+    bot_ok: bool = False
+    serving: bool = False
+    conflict: bool = False
+    draining: bool = False
+    revision: str | None = None
+
+    def uptime_s(self) -> float:
+        """Seconds since the bot's loop started."""
+        return round(time.monotonic() - self.started_at, 1)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness condition and why it holds or not."""
+
+    ok: bool
+    detail: str
+
+
+DatabaseCheck = Callable[[], Awaitable[Check]]
+
+
+async def check_database(engine: AsyncEngine, state: RuntimeState) -> Check:
+    """Reachable within two seconds and exactly at the scripts' heads."""
+    try:
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT):
+            async with engine.connect() as connection:
+                rows = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except TimeoutError:
+        return Check(False, f"no answer within {DATABASE_CHECK_TIMEOUT:g}s")
+    except Exception as error:  # noqa: BLE001 - any driver error means "not ready", reported by type
+        first = str(getattr(error, "orig", None) or error).strip().splitlines()
+        return Check(False, f"{type(error).__name__}: {first[0] if first else ''}".rstrip(": "))
+    current = tuple(sorted(rows))
+    state.revision = ",".join(current) or None
+    if set(current) != set(state.heads):
+        return Check(False, f"at {state.revision or 'base'}, head is {','.join(state.heads) or 'none'}")
+    return Check(True, f"at head {state.revision}")
+
+
+def add_health_routes(app: web.Application, state: RuntimeState, database: DatabaseCheck) -> None:
+    """Mount /healthz and /readyz on an aiohttp application (the webhook's own, or a dedicated one)."""
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", **_identity(state)})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        checks = {
+            "database": await database(),
+            "telegram": Check(state.bot_ok, f"getMe ok as @{state.username}" if state.bot_ok else "getMe not done"),
+            "serving": _serving(state),
+        }
+        ready = all(check.ok for check in checks.values())
+        body = {"status": "ready" if ready else "not ready", **_identity(state),
+                "checks": {name: {"ok": check.ok, "detail": check.detail} for name, check in checks.items()}}
+        return web.json_response(body, status=200 if ready else 503)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+def _identity(state: RuntimeState) -> dict[str, object]:
+    """Who answers: enough to tell replicas apart in a dashboard."""
+    return {"version": __version__, "mode": state.mode, "role": state.role, "revision": state.revision,
+            "uptime_s": state.uptime_s()}
+
+
+def _serving(state: RuntimeState) -> Check:
+    """Only a replica that takes updates is ready: the poller, or a webhook server that is not draining."""
+    if state.draining:
+        return Check(False, "draining before shutdown")
+    if state.conflict:
+        return Check(False, "getUpdates answered 409 Conflict: another process polls this token")
+    if not state.serving:
+        return Check(False, "standing by" if state.role == "standby" else f"not serving yet ({state.role})")
+    return Check(True, "polling" if state.mode == "polling" else "serving webhooks")
+
+
+async def start_site(app: web.Application, host: str, port: int, *, purpose: str) -> web.AppRunner:
+    """Listen on host:port; a port already in use is a clear configuration error."""
+    from bot.errors import ConfigError
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        variable = "HEALTH_PORT" if purpose == "health" else "WEBHOOK_PORT"
+        raise ConfigError(f"cannot listen on {host}:{port} for {purpose}", error.strerror or str(error),
+                          f"pick a free port in {variable} (or fix {variable.replace('PORT', 'HOST')})") from None
+    log.info("listening", purpose=purpose, host=host, port=port)
+    return runner

@@ -1,0 +1,147 @@
+"""Small helpers the database tests share: read the real schema, spawn real task processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.database.engine import connect_options
+from bot.database.urls import sync_url
+
+SLOW_REVISION = '''"""slow on purpose: adds a column, then sleeps SLOW_REVISION_SECONDS (default {seconds}) s
+
+Revision ID: 0003
+Revises: 0002
+"""
+import os
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+reviewed_destructive = None
+
+
+def upgrade():
+    op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))
+    sleep = "pg_sleep" if op.get_bind().dialect.name == "postgresql" else "SLEEP"
+    seconds = float(os.environ.get("SLOW_REVISION_SECONDS", "{seconds}"))
+    op.execute(f"SELECT {{sleep}}({{seconds}})")
+
+
+def downgrade():
+    op.drop_column("users", "nickname")
+'''
+
+
+def add_slow_revision(project: Path, seconds: float) -> None:
+    """Give a project copy a revision 0003 that adds users.nickname and then sleeps."""
+    (project / "alembic" / "versions" / "0003_slow.py").write_text(SLOW_REVISION.format(seconds=seconds))
+
+
+def sync_engine(url: URL) -> sa.Engine:
+    """A plain synchronous engine on the test's database, for looking at the real schema."""
+    driver_url, connect_args = connect_options(sync_url(url))
+    return sa.create_engine(driver_url, connect_args=connect_args, poolclass=sa.pool.NullPool)
+
+
+def query(url: URL, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the test's database and return its rows."""
+    engine = sync_engine(url)
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(sa.text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def schema(url: URL) -> dict[str, list[str]]:
+    """Every table of the database with its column names."""
+    engine = sync_engine(url)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            return {table: sorted(column["name"] for column in inspector.get_columns(table))
+                    for table in inspector.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def versions(url: URL) -> list[str]:
+    """The rows of alembic_version ([] when the table does not exist)."""
+    if "alembic_version" not in schema(url):
+        return []
+    return sorted(row[0] for row in query(url, "SELECT version_num FROM alembic_version"))
+
+
+def run_task(task: Callable[[], None]) -> int:
+    """Run a task function of bot.commands inside its error boundary, in this process; return its exit code."""
+    try:
+        task()
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    return 0
+
+
+def spawn(project: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `invoke ARGS` in a project copy without waiting for it."""
+    return subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(project), *args], cwd=project,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class EventStream:
+    """Collects a running process's JSON log lines on a thread, so a test can wait for one."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The events with this name seen so far."""
+        found = []
+        for line in list(self.lines):
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == name:
+                found.append(event)
+        return found
+
+    def wait_for(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        """Block until the process logs this event (fails if it exits or the time runs out first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[0]
+            if self.process.poll() is not None and not self._thread.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {name!r} event; stderr so far:\n{self.stderr()[-2000:]}")
+
+    def stderr(self) -> str:
+        """All of stderr once the process ended (or what arrived so far)."""
+        if self.process.poll() is not None:
+            self._thread.join(5)
+        return "".join(self.lines)

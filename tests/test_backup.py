@@ -1,0 +1,165 @@
+"""Backups before destructive commands: written owner-only, verified, pruned; a failed backup changes nothing."""
+
+from __future__ import annotations
+
+import stat
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.config import Config
+from bot.database import journal, migrations
+from bot.database.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
+from bot.database.safeguards import downgrade_guards, upgrade_guards
+from bot.database.urls import sync_url
+from bot.errors import Refused
+from tests.conftest import MARIADB_ADMIN, clean_env, events_named, plain, run_invoke
+
+
+def revision_of(url: URL) -> str | None:
+    """What alembic_version says."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def journal_kinds(url: URL) -> list[tuple[str, str]]:
+    """(kind, status) of every journal row, oldest first."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return [(entry.kind, entry.status) for entry in reversed(journal.entries(connection))]
+    finally:
+        engine.dispose()
+
+
+def test_rollback_writes_a_verified_owner_only_backup(any_url: URL, tmp_path: Path) -> None:
+    """Before a rollback each backend's tool writes a 0600 backup named database-revision-time, verified, journaled."""
+    config = Config(database_url=any_url, backup_dir=tmp_path / "backups")
+    migrations.upgrade(config)
+    report = migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
+    assert report.after == ("0001",)
+    files = list((tmp_path / "backups").iterdir())
+    assert len(files) == 1
+    backup = files[0]
+    label = any_url.database.rsplit("/", 1)[-1]
+    assert backup.name.startswith(f"{label}-0002-") and backup.suffix in (".sqlite", ".dump", ".sql")
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "backups").stat().st_mode) == 0o700
+    verify_backup(backup, any_url.get_backend_name())
+    assert backup_kind(backup) == {"sqlite": "sqlite", "postgresql": "postgresql"}.get(any_url.get_backend_name(),
+                                                                                          "mysql")
+    assert ("backup", "ok") in journal_kinds(any_url)
+    assert journal_kinds(any_url)[-2:] == [("backup", "ok"), ("step", "reverted")], "the backup came first"
+
+
+def test_unwritable_backup_dir_changes_nothing(sqlite_url: URL, tmp_path: Path) -> None:
+    """A BACKUP_DIR that cannot be created refuses the rollback (exit 6) and leaves the revision where it was."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    config = Config(database_url=sqlite_url, backup_dir=blocker / "backups")
+    migrations.upgrade(config)
+    with pytest.raises(Refused, match="BACKUP_DIR .* cannot be created") as refused:
+        migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
+    assert refused.value.exit_code == 6 and "--no-backup" in refused.value.line()
+    assert revision_of(sqlite_url) == "0002"
+    assert journal_kinds(sqlite_url)[-1] == ("backup", "failed")
+
+
+def test_missing_pg_dump_refuses_then_no_backup_goes_on(project: Path, postgres_url: URL, tmp_path: Path) -> None:
+    """Without pg_dump on PATH a rollback exits 6 with nothing changed; --no-backup goes on knowingly."""
+    migrations.upgrade(Config(database_url=postgres_url))
+    empty_path = tmp_path / "bin"
+    empty_path.mkdir()
+    env = clean_env(DATABASE_URL=plain(postgres_url), LOG_FORMAT="json", PATH=str(empty_path))
+    refused = run_invoke(project, "rollback", env=env)
+    assert refused.returncode == 6, refused.stderr
+    error = str(events_named(refused.stderr, "command failed")[0]["error"])
+    assert error.startswith("pg_dump is not on PATH") and "--no-backup" in error
+    assert revision_of(postgres_url) == "0002"
+    assert not list((project / "backups").glob("*")) if (project / "backups").exists() else True
+
+    went_on = run_invoke(project, "rollback", "--no-backup", env=env)
+    assert went_on.returncode == 0, went_on.stderr
+    assert events_named(went_on.stderr, "backup skipped")
+    assert revision_of(postgres_url) == "0001"
+
+
+@pytest.fixture
+def mariadb_user_url(mariadb_url: URL) -> Iterator[URL]:
+    """The test database reached through a user whose password needs quoting everywhere."""
+    import pymysql
+
+    user, password = f"u{uuid.uuid4().hex[:8]}", "p@ss:w/rd%#\"q'"
+    admin = pymysql.connect(**MARIADB_ADMIN, autocommit=True)
+    with admin.cursor() as cursor:
+        cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        cursor.execute(f"GRANT ALL ON `{mariadb_url.database}`.* TO %s@'%%'", (user,))
+        cursor.execute("GRANT PROCESS ON *.* TO %s@'%%'", (user,))
+    yield mariadb_url.set(username=user, password=password)
+    with admin.cursor() as cursor:
+        cursor.execute("DROP USER %s@'%%'", (user,))
+    admin.close()
+
+
+def test_mariadb_password_never_reaches_logs_or_command_line(mariadb_user_url: URL, tmp_path: Path,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    """A password with quotes and # goes through an owner-only option file: the backup works, no log shows it."""
+    from bot.logs import register_secrets
+
+    config = Config(database_url=mariadb_user_url, backup_dir=tmp_path)
+    register_secrets(config.secrets())
+    migrations.upgrade(config)
+    backup = take_backup(config, ("0002",), reason="test")
+    verify_backup(backup.path, "mariadb")
+    assert "CREATE TABLE `users`" in backup.path.read_text()
+    captured = capfd.readouterr()
+    assert str(mariadb_user_url.password) not in captured.err + captured.out
+    assert not list(Path("/tmp").glob("bot-mysql-*/client.cnf")), "the option file is removed after use"
+
+
+def test_production_migrate_backs_up_only_when_asked(sqlite_url: URL, tmp_path: Path) -> None:
+    """BACKUP_BEFORE_MIGRATE=true backs up before a production upgrade; not when nothing is pending."""
+    config = Config(database_url=sqlite_url, env="production", backup_dir=tmp_path / "b", backup_before_migrate=True)
+    migrations.upgrade(replace(config, backup_before_migrate=False), to="0001")
+    migrations.upgrade(config, safeguards=upgrade_guards(config))
+    assert [path.name.split("-")[1] for path in (tmp_path / "b").iterdir()] == ["0001"]
+    migrations.upgrade(config)
+    assert len(list((tmp_path / "b").iterdir())) == 1, "nothing pending, no backup"
+
+
+def test_backup_keep_prunes_oldest_and_free_space_is_checked(sqlite_url: URL, tmp_path: Path) -> None:
+    """BACKUP_KEEP keeps the newest N of this database's backups; too little free space refuses first."""
+    config = Config(database_url=sqlite_url, backup_dir=tmp_path / "b", backup_keep=2)
+    migrations.upgrade(config)
+    other = tmp_path / "b" / "other.db-0001-20200101T000000Z.sqlite"
+    made = [take_backup(config, ("0002",), reason="test").path for _ in range(3)]
+    other.write_text("another database's backup")
+    left = sorted(path.name for path in (tmp_path / "b").iterdir())
+    assert left == sorted([made[1].name, made[2].name, other.name])
+    assert prune_backups(tmp_path / "b", "bot.db", 0) == [], "0 keeps every backup"
+    with pytest.raises(Refused, match="not enough free space"):
+        ensure_free_space(tmp_path, 1 << 60)
+
+
+def test_corrupt_or_truncated_backups_are_rejected(tmp_path: Path) -> None:
+    """Empty, truncated and foreign files fail verification before anything could use them."""
+    empty = tmp_path / "empty.dump"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.sql"
+    truncated.write_text("-- MariaDB dump 10.19\nCREATE TABLE `users` (\n")
+    fake_pg = tmp_path / "fake.dump"
+    fake_pg.write_bytes(b"PGDMP" + b"\x00" * 40)
+    checks = [(empty, "postgresql", "is empty"), (truncated, "mariadb", "is truncated"),
+              (fake_pg, "postgresql", "pg_restore --list failed"), (truncated, "sqlite", "is not a sqlite backup")]
+    for path, backend, message in checks:
+        with pytest.raises(Refused, match=message):
+            verify_backup(path, backend)

@@ -1,0 +1,124 @@
+"""Restore: real rows come back, the journal keeps its current rows, bad inputs change nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.config import Config
+from bot.database import journal, migrations
+from bot.database.backup import take_backup
+from bot.database.restore import restore
+from bot.database.safeguards import downgrade_guards
+from bot.database.urls import sync_url
+from bot.errors import ConfigError, MigrationFailed, Refused
+
+
+def execute(url: URL, statement: str) -> list[tuple[object, ...]]:
+    """Run one statement, committing; return its rows."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(sa.text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def journal_rows(url: URL) -> list[tuple[str, str, str | None]]:
+    """(kind, status, revision) of every journal row, oldest first."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return [(entry.kind, entry.status, entry.revision) for entry in reversed(journal.entries(connection))]
+    finally:
+        engine.dispose()
+
+
+def test_restore_round_trip_with_real_rows(any_url: URL, tmp_path: Path) -> None:
+    """Rollback (backup first) loses a column's data; restore brings rows and revision back, journal rows stay."""
+    config = Config(database_url=any_url, backup_dir=tmp_path / "backups")
+    migrations.upgrade(config)
+    execute(any_url, "INSERT INTO users (id, first_name, message_count) VALUES (1, 'Ann', 5), (2, 'Bob', 7)")
+    migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
+    assert execute(any_url, "SELECT id, first_name FROM users ORDER BY id") == [(1, "Ann"), (2, "Bob")]
+    # A table the backup does not have: the restore must not leave it behind.
+    execute(any_url, "CREATE TABLE stray (id INTEGER PRIMARY KEY)")
+    before = journal_rows(any_url)
+    backup = next((tmp_path / "backups").iterdir())
+
+    report = restore(config, backup, confirm=lambda plan: plan.direction == "restore" and plan.source == str(backup))
+    assert report.before == ("0001",) and report.after == ("0002",)
+    assert execute(any_url, "SELECT id, first_name, message_count FROM users ORDER BY id") == [
+        (1, "Ann", 5), (2, "Bob", 7)]
+    tables = set(sa.inspect(sa.create_engine(sync_url(any_url))).get_table_names())
+    assert "stray" not in tables and {"users", "alembic_version", journal.JOURNAL_TABLE} <= tables
+    after = journal_rows(any_url)
+    assert after[:len(before)] == before, "the journal kept its current rows, not the backup's"
+    assert after[len(before):] == [("restore", "ok", "0002")]
+    assert ("step", "reverted", "0002") in after
+    assert report.safety_backup is not None and report.safety_backup.exists()
+    # The journal still takes new rows after its ids were put back (sequences on PostgreSQL).
+    assert migrations.rollback(config).after == ("0001",)
+    assert journal_rows(any_url)[-1] == ("step", "reverted", "0002")
+
+
+def test_restore_bad_inputs_change_nothing(sqlite_url: URL, postgres_url: URL, tmp_path: Path) -> None:
+    """A missing file, a folder, another backend's backup, a corrupt file or a 'no' leave the database as it was."""
+    config = Config(database_url=sqlite_url, backup_dir=tmp_path / "b")
+    migrations.upgrade(config)
+    execute(sqlite_url, "INSERT INTO users (id, first_name) VALUES (1, 'Ann')")
+    pg_config = Config(database_url=postgres_url, backup_dir=tmp_path / "pg")
+    migrations.upgrade(pg_config)
+    pg_backup = take_backup(pg_config, ("0002",), reason="test").path
+    corrupt = tmp_path / "bot.db-0002-20260101T000000Z.sqlite"
+    corrupt.write_bytes(b"SQLite format 3\x00" + b"\x07" * 600)
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        restore(config, tmp_path / "nope.sqlite")
+    with pytest.raises(ConfigError, match="is not a file"):
+        restore(config, tmp_path)
+    with pytest.raises(ConfigError, match="is not a sqlite backup: it looks like a postgresql backup"):
+        restore(config, pg_backup)
+    with pytest.raises(Refused, match="not a readable SQLite database|integrity check"):
+        restore(config, corrupt)
+    good = take_backup(config, ("0002",), reason="test").path
+    with pytest.raises(Refused, match="was not confirmed"):
+        restore(config, good, confirm=lambda plan: False)
+    assert execute(sqlite_url, "SELECT id, first_name FROM users") == [(1, "Ann")]
+    assert migrations.status(config).current == ("0002",)
+    assert ("restore", "ok", "0002") not in journal_rows(sqlite_url)
+
+
+def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, mariadb_url: URL, tmp_path: Path) -> None:
+    """PostgreSQL blocked by a bot session: exit 4, nothing changed. A broken MariaDB dump: exit 4, journal intact."""
+    pg = Config(database_url=postgres_url, backup_dir=tmp_path / "pg", ddl_lock_timeout=1.0)
+    migrations.upgrade(pg)
+    backup = take_backup(pg, ("0002",), reason="test").path
+    execute(postgres_url, "INSERT INTO users (id, first_name) VALUES (1, 'Ann')")
+    engine = sa.create_engine(sync_url(postgres_url))
+    try:
+        with engine.connect() as bot_session:
+            bot_session.execute(sa.text("SELECT count(*) FROM users"))  # holds the table like a busy bot
+            with pytest.raises(MigrationFailed, match="nothing was changed") as failed:
+                restore(pg, backup, backup_first=False)
+            bot_session.rollback()
+    finally:
+        engine.dispose()
+    assert failed.value.exit_code == 4
+    assert execute(postgres_url, "SELECT id FROM users") == [(1,)]
+    assert journal_rows(postgres_url)[-1] == ("restore", "failed", None)
+
+    maria = Config(database_url=mariadb_url, backup_dir=tmp_path / "maria")
+    migrations.upgrade(maria)
+    dump = take_backup(maria, ("0002",), reason="test").path
+    text = dump.read_text()
+    dump.write_text(text.replace("CREATE TABLE `users`", "THIS IS NOT SQL;\nCREATE TABLE `users`", 1))
+    before = journal_rows(mariadb_url)
+    with pytest.raises(MigrationFailed, match="may be partly restored") as failed:
+        restore(maria, dump, backup_first=False)
+    assert "the safety backup" not in failed.value.line() and "no safety backup was taken" in failed.value.line()
+    assert journal_rows(mariadb_url) == [*before, ("restore", "failed", None)]

@@ -1,0 +1,79 @@
+"""Confirmation of destructive commands: refused without a terminal, the prompt on a real pty, wrong names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.config import Config
+from bot.database import migrations
+from bot.database.urls import sync_url
+from tests.conftest import clean_env, events_named, plain, run_invoke
+
+
+def revision_of(url: URL) -> str | None:
+    """What alembic_version says."""
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def run_on_terminal(project: Path, *args: str, env: dict[str, str], typed: str) -> tuple[int, str]:
+    """Run `invoke ARGS` with a real pseudo-terminal as stdin, typing `typed`; return exit code and stderr."""
+    leader, follower = os.openpty()
+    try:
+        os.write(leader, typed.encode())
+        process = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(project), *args],
+                                 cwd=project, env=env, stdin=follower, capture_output=True,
+                                 text=True, timeout=60)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    return process.returncode, process.stderr
+
+
+def test_production_downgrades_refused_without_terminal(project: Path, sqlite_url: URL) -> None:
+    """rollback, rollback-base and stamp in production with no terminal and no --yes: exit 6, nothing changed."""
+    env = clean_env(DATABASE_URL=plain(sqlite_url), ENV="production", LOG_FORMAT="json")
+    migrations.upgrade(Config(database_url=sqlite_url))
+    for args in (["rollback"], ["rollback-base"], ["stamp", "--to", "0001"]):
+        result = run_invoke(project, *args, env=env)
+        assert result.returncode == 6, (args, result.stderr)
+        error = str(events_named(result.stderr, "command failed")[0]["error"])
+        assert "needs confirmation: there is no terminal to ask on; pass --yes" in error
+    assert revision_of(sqlite_url) == "0002"
+    assert not (project / "backups").exists(), "no backup is taken for a command that was refused"
+
+
+def test_wrong_name_typed_on_terminal_changes_nothing(project: Path, postgres_url: URL) -> None:
+    """The prompt names host/database, current revision, target and each revision undone; a wrong name exits 6."""
+    env = clean_env(DATABASE_URL=plain(postgres_url), ENV="production", LOG_FORMAT="json")
+    migrations.upgrade(Config(database_url=postgres_url))
+    code, stderr = run_on_terminal(project, "rollback", "--steps", "2", env=env, typed="production\n")
+    assert code == 6, stderr
+    assert f"About to downgrade 127.0.0.1:5432/{postgres_url.database} (database {postgres_url.database})" in stderr
+    assert "current revision: 0002" in stderr and "target:           -2" in stderr
+    assert "    0002  track user activity\n    0001  create users" in stderr
+    assert f"Type the database name ({postgres_url.database}) to confirm:" in stderr
+    assert "was not confirmed" in stderr
+    assert revision_of(postgres_url) == "0002"
+    assert not (project / "backups").exists()
+
+
+def test_right_name_typed_rolls_back_after_backup(project: Path, sqlite_url: URL) -> None:
+    """In development rollback-base still asks; typing the name goes on, after a backup."""
+    env = clean_env(DATABASE_URL=plain(sqlite_url), LOG_FORMAT="json")
+    migrations.upgrade(Config(database_url=sqlite_url))
+    code, stderr = run_on_terminal(project, "rollback-base", env=env, typed="bot.db\n")
+    assert code == 0, stderr
+    assert "Type the database name (bot.db) to confirm:" in stderr
+    assert revision_of(sqlite_url) is None
+    assert len(list((project / "backups").glob("bot.db-0002-*.sqlite"))) == 1

@@ -1,0 +1,179 @@
+"""Waiting for the database: retry what time heals, fail at once on what it cannot, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from bot import commands
+from tests.conftest import TOKEN, clean_env, events_named, json_lines, plain, run_invoke
+from tests.helpers_db import EventStream, run_task, spawn, versions
+
+PASSWORD = "Sup3r-s3cret-pw"
+
+
+def free_port() -> int:
+    """A port nothing listens on (the kernel just handed it out and we closed it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class DelayedProxy:
+    """A TCP forwarder on 127.0.0.1 that only starts listening after `delay` s: a database coming up late."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self.delay = delay
+        self.listening_at: float | None = None
+        self._stop = threading.Event()
+        self._server: socket.socket | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> DelayedProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.close()
+        self._thread.join(5)
+
+    def _serve(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        server.settimeout(0.2)
+        self._server, self.listening_at = server, time.monotonic()
+        while not self._stop.is_set():
+            try:
+                client, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy bytes one way until either side closes."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for side in (source, sink):
+            try:
+                side.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@contextmanager
+def task_environment(monkeypatch: pytest.MonkeyPatch, **variables: str) -> Iterator[None]:
+    """Set the toolkit's variables for an in-process task run."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    yield
+
+
+def test_closed_port_waits_then_exits_3_naming_host_and_database(project: Path) -> None:
+    """Nothing listens: migrate retries with backoff for DB_WAIT_TIMEOUT, then exits 3 without the password."""
+    port = free_port()
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/appdb"
+    result = run_invoke(project, "migrate", env=clean_env(DATABASE_URL=url, DB_WAIT_TIMEOUT="2"), timeout=60)
+    assert result.returncode == 3, result.stderr[-2000:]
+    waits = events_named(result.stderr, "waiting for database")
+    assert len(waits) >= 3 and [event["attempt"] for event in waits] == list(range(1, len(waits) + 1))
+    assert all(event["target"] == f"127.0.0.1:{port}/appdb" and "refused" in str(event["reason"]) for event in waits)
+    final = json_lines(result.stderr)[-1]
+    assert final["exit_code"] == 3 and f"127.0.0.1:{port}/appdb" in str(final["error"])
+    assert "after 2s" in str(final["error"]) and "DB_WAIT_TIMEOUT" in str(final["error"])
+    assert PASSWORD not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_database_that_comes_up_during_the_wait_is_used(backend: str, request: pytest.FixtureRequest,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
+    """A server that starts listening 1.5 s into the wait is connected to, and migrate completes."""
+    url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
+    with DelayedProxy(url.port or 0, delay=1.5) as proxy:
+        started = time.monotonic()
+        with task_environment(monkeypatch, DATABASE_URL=plain(url.set(port=proxy.port)), DB_WAIT_TIMEOUT="20"):
+            code = run_task(commands.migrate)
+        assert proxy.listening_at is not None and proxy.listening_at - started >= 1.4
+    stderr = capfd.readouterr().err
+    assert code == 0, stderr[-2000:]
+    waits = events_named(stderr, "waiting for database")
+    assert waits and events_named(stderr, "migrations complete")
+    assert versions(url) == ["0002"]
+
+
+@pytest.mark.parametrize(("backend", "break_url", "why"), [
+    ("postgresql", lambda url: url.set(database="no_such_database"), "does not exist"),
+    ("postgresql", lambda url: url.set(username="no_such_role"), "does not exist"),
+    ("mariadb", lambda url: url.set(password="wrong-password"), "Access denied"),
+    ("mariadb", lambda url: url.set(database="no_such_database"), "Unknown database"),
+], ids=["pg-unknown-database", "pg-unknown-role", "mariadb-wrong-password", "mariadb-unknown-database"])
+def test_wrong_credentials_or_database_fail_at_once_with_exit_3(
+        backend: str, break_url: Callable[[URL], URL], why: str, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """Errors that waiting cannot heal exit 3 immediately with the driver's reason, despite a long DB_WAIT_TIMEOUT."""
+    url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
+    broken = break_url(url)
+    started = time.monotonic()
+    with task_environment(monkeypatch, DATABASE_URL=plain(broken), DB_WAIT_TIMEOUT="30"):
+        code = run_task(commands.migrate)
+    elapsed = time.monotonic() - started
+    stderr = capfd.readouterr().err
+    assert code == 3, stderr[-2000:]
+    assert elapsed < 3
+    assert not events_named(stderr, "waiting for database")
+    final = json_lines(stderr)[-1]
+    assert why in str(final["error"]) and str(broken.database) in str(final["error"])
+    assert "wrong-password" not in stderr
+
+
+def test_start_waits_for_the_database_too(monkeypatch: pytest.MonkeyPatch,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """`start` goes through the same wait: a closed port ends it with exit 3 before any bot code runs."""
+    port = free_port()
+    with task_environment(monkeypatch, ENV="production", BOT_TOKEN=TOKEN, DB_WAIT_TIMEOUT="1",
+                          DATABASE_URL=f"mariadb://root@127.0.0.1:{port}/appdb"):
+        code = run_task(commands.start)
+    stderr = capfd.readouterr().err
+    assert code == 3, stderr[-2000:]
+    assert events_named(stderr, "waiting for database")
+    assert not events_named(stderr, "polling started")
+
+
+def test_sigterm_while_waiting_for_the_database_exits_promptly(project: Path) -> None:
+    """SIGTERM during the wait ends migrate within a second with exit 8 instead of waiting out DB_WAIT_TIMEOUT."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/appdb"
+    process = spawn(project, "migrate", env=clean_env(DATABASE_URL=url, DB_WAIT_TIMEOUT="60"))
+    stream = EventStream(process)
+    try:
+        stream.wait_for("waiting for database")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 8
+        assert time.monotonic() - signalled < 1.5
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert events_named(stream.stderr(), "stopped")

@@ -1,0 +1,66 @@
+"""Bounded DDL locks: a migration stuck behind another session's lock fails cleanly (exit 4) instead of queueing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bot.config import Config
+from bot.database import migrations
+from bot.database.urls import sync_url
+from bot.errors import MigrationFailed, Refused
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytest.FixtureRequest) -> None:
+    """An open transaction reading users blocks ALTER TABLE; DDL_LOCK_TIMEOUT=1 makes the step fail in about 1 s."""
+    url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
+    config = Config(database_url=url, ddl_lock_timeout=1.0, ddl_statement_timeout=30.0)
+    migrations.upgrade(config, to="0001")
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as blocker:
+            blocker.execute(sa.text("SELECT count(*) FROM users"))  # holds a shared lock until rollback
+            started = time.monotonic()
+            with pytest.raises(MigrationFailed) as failed:
+                migrations.upgrade(config)
+            waited = time.monotonic() - started
+            assert blocker.execute(sa.text("SELECT count(*) FROM users")).scalar() == 0, "the reader was not hurt"
+            blocker.rollback()
+        assert failed.value.exit_code == 4
+        assert 0.9 <= waited < 6, f"waited {waited:.1f}s"
+        assert "revision 0002 (track user activity) failed" in failed.value.line()
+        assert "longer than DDL_LOCK_TIMEOUT" in failed.value.line()
+        columns = {column["name"] for column in sa.inspect(engine).get_columns("users")}
+        assert "message_count" not in columns and "last_seen_at" not in columns
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    finally:
+        engine.dispose()
+    if backend == "postgresql":
+        assert migrations.upgrade(config).after == ("0002",), "nothing was half-done: the next run simply works"
+    else:
+        # MariaDB commits DDL as it goes, so the journal cannot tell that nothing ran: stamp is the way out.
+        with pytest.raises(Refused, match="half-applied"):
+            migrations.upgrade(config)
+
+
+def test_statement_timeout_bounds_a_step_on_postgres(postgres_url: URL) -> None:
+    """With no lock limit, DDL_STATEMENT_TIMEOUT still ends a step that hangs; the fix names the variable."""
+    config = Config(database_url=postgres_url, ddl_lock_timeout=0, ddl_statement_timeout=1.0)
+    migrations.upgrade(config, to="0001")
+    engine = sa.create_engine(sync_url(postgres_url))
+    try:
+        with engine.connect() as blocker:
+            blocker.execute(sa.text("SELECT count(*) FROM users"))
+            started = time.monotonic()
+            with pytest.raises(MigrationFailed, match="longer than DDL_STATEMENT_TIMEOUT"):
+                migrations.upgrade(config)
+            assert time.monotonic() - started < 6
+            blocker.rollback()
+    finally:
+        engine.dispose()
+    assert migrations.status(config).current == ("0001",)

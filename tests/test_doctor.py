@@ -1,0 +1,135 @@
+"""`invoke doctor`: masked configuration and verdicts for the database and the Bot API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from bot.config import load_config
+from bot.doctor import diagnose, raise_on_failure, render_table
+from bot.errors import CheckFailed
+from tests.conftest import TOKEN, clean_env, plain, run_invoke
+from tests.fake_telegram import FakeTelegram
+
+
+def test_doctor_json_reports_config_database_and_bot_api(project: Path, telegram: FakeTelegram) -> None:
+    """--json prints one document: masked config, pending revisions as a warning, getMe ok; exit 0."""
+    telegram.webhooks[TOKEN] = {"url": "https://old.example.com/hook"}
+    env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url, ADMIN_IDS="11,22",
+                    WEBHOOK_SECRET="never-printed-secret")
+    result = run_invoke(project, "doctor", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    checks = {check["name"]: check for check in document["checks"]}
+    assert document["ok"] is True
+    assert document["configuration"]["bot_token"] == "123456789:***"
+    assert document["configuration"]["admin_ids"] == 2 and document["configuration"]["migrate_on_start"] is True
+    assert checks["database"]["verdict"] == "warn" and checks["database"]["data"]["pending"] == ["0001", "0002"]
+    assert checks["bot api"]["verdict"] == "ok" and checks["bot api"]["data"]["username"] == "test_bot"
+    assert checks["webhook"]["verdict"] == "warn" and "old.example.com" in checks["webhook"]["detail"]
+    for secret in (TOKEN.split(":")[1], "never-printed-secret"):
+        assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_doctor_fails_on_a_rejected_token_and_an_unreachable_database(telegram: FakeTelegram) -> None:
+    """A 401 from getMe and a refused database are failures (exit 7), each with its own fix."""
+    telegram.fail_methods["getMe"] = (401, "Unauthorized")
+    config = load_config({"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url, "DB_WAIT_TIMEOUT": "0.5",
+                          "DATABASE_URL": "postgresql://bot:pw-secret@127.0.0.1:1/bot"})
+    findings = {finding.name: finding for finding in diagnose(config)}
+    assert findings["bot api"].verdict == "fail" and "rejected BOT_TOKEN" in findings["bot api"].detail
+    assert findings["database"].verdict == "fail" and "127.0.0.1:1/bot" in findings["database"].detail
+    table = render_table(config, list(findings.values()))
+    assert "FAIL" in table and "pw-secret" not in table and TOKEN.split(":")[1] not in table
+    with pytest.raises(CheckFailed, match="bot api"):
+        raise_on_failure(list(findings.values()))
+
+
+def test_doctor_is_ok_at_head_without_a_token(sqlite_url: URL) -> None:
+    """A migrated database is ok; with no BOT_TOKEN the Bot API check is skipped, not failed."""
+    from bot.database.migrations import upgrade
+
+    config = load_config({"DATABASE_URL": plain(sqlite_url)})
+    upgrade(config)
+    findings = {finding.name: finding for finding in diagnose(config)}
+    assert findings["database"].verdict == "ok" and "0002" in findings["database"].detail
+    assert findings["bot api"].verdict == "skip"
+    raise_on_failure(list(findings.values()))
+
+
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that counts the tunnels it opened."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.tunnels: list[str] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: object) -> None:
+        import socket
+        import threading
+
+        assert isinstance(client, socket.socket)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        target = head.split()[1].decode()
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(source: socket.socket, sink: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+
+def test_doctor_and_the_bot_reach_the_bot_api_through_telegram_proxy(telegram: FakeTelegram) -> None:
+    """With TELEGRAM_PROXY set, doctor's getMe and aiogram's getMe both go through the proxy's tunnel."""
+    import asyncio
+
+    proxy = ConnectProxy()
+    config = load_config({"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "TELEGRAM_PROXY": f"http://127.0.0.1:{proxy.port}"})
+    findings = {finding.name: finding for finding in diagnose(config)}
+    assert findings["bot api"].verdict == "ok", findings["bot api"]
+    assert proxy.tunnels and proxy.tunnels[0] == f"127.0.0.1:{telegram.port}"
+
+    async def get_me() -> str | None:
+        from bot.telegram.app import build_bot
+
+        bot = build_bot(config)
+        try:
+            return (await bot.get_me()).username
+        finally:
+            await bot.session.close()
+
+    tunnels_before = len(proxy.tunnels)
+    assert asyncio.run(get_me()) == "test_bot"
+    assert len(proxy.tunnels) > tunnels_before
+    proxy.server.close()

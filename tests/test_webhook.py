@@ -1,0 +1,159 @@
+"""Webhook mode, in-process: real HTTP posts to aiogram's aiohttp integration, right and wrong secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+from bot.config import load_config
+from tests.conftest import TOKEN, events_named, plain
+from tests.fake_telegram import FakeTelegram
+
+SECRET = "s3cret-token_for-webhooks"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post(url: str, body: dict[str, Any], secret: str | None) -> tuple[int, str]:
+    """POST a JSON update the way Telegram does; return the status and body."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    """GET a health endpoint and decode its JSON body."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def message_update(update_id: int, text: str, user_id: int = 901) -> dict[str, Any]:
+    """A private text message update, as Telegram would post it."""
+    message = {"message_id": update_id, "date": int(time.time()), "text": text,
+               "chat": {"id": user_id, "type": "private", "first_name": "Wu"},
+               "from": {"id": user_id, "is_bot": False, "first_name": "Wu"}}
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
+    return {"update_id": update_id, "message": message}
+
+
+def run_in_thread(steps: Callable[[], None]) -> list[BaseException]:
+    """Run the test's client side beside the bot's loop; the steps send SIGTERM, or a failure does."""
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            steps()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            errors.append(error)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=body, daemon=True).start()
+    return errors
+
+
+def test_webhook_serves_updates_checks_the_secret_and_drains(sqlite_url: URL, telegram: FakeTelegram,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """setWebhook carries URL and secret; a right secret is handled, wrong/missing get 401, draining gets 503."""
+    from bot.database.migrations import upgrade
+    from bot.telegram.runner import run_bot
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/tg/hook"
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "WEBHOOK_HOST": "127.0.0.1",
+                          "WEBHOOK_PORT": str(port), "HEALTH_PORT": str(port), "SHUTDOWN_TIMEOUT": "5"})
+    upgrade(config)
+    seen: dict[str, Any] = {}
+
+    def client() -> None:
+        telegram.wait_for("setWebhook", token=TOKEN, timeout=30)
+        seen["ready"] = get(f"http://127.0.0.1:{port}/readyz")
+        seen["right"] = post(url, message_update(1, "/help"), SECRET)
+        telegram.wait_for("sendMessage", token=TOKEN)
+        seen["wrong"] = post(url, message_update(2, "/help"), "not-the-secret")
+        seen["missing"] = post(url, message_update(3, "/help"), None)
+        telegram.method_delays["sendMessage"] = 1.5
+        seen["slow"] = post(url, message_update(4, "/help", user_id=902), SECRET)
+        telegram.wait_for("sendMessage", token=TOKEN, count=2)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.3)
+        seen["draining"] = post(url, message_update(5, "/help"), SECRET)
+
+    errors = run_in_thread(client)
+    run_bot(config)
+    assert not errors, errors
+    registered = telegram.calls_to("setWebhook", TOKEN)[0].params
+    assert registered["url"] == url and registered["secret_token"] == SECRET
+    assert "message" in json.loads(registered["allowed_updates"])
+    assert seen["ready"][0] == 200 and seen["ready"][1]["role"] == "webhook", seen["ready"]
+    assert seen["right"][0] == 200
+    assert seen["wrong"][0] == 401 and seen["missing"][0] == 401
+    assert seen["slow"][0] == 200 and seen["draining"][0] == 503
+    replies = [call.params["chat_id"] for call in telegram.completed if call.method == "sendMessage"]
+    assert replies == ["901", "902"], "only the right-secret updates were handled; the slow one was drained"
+    err = capsys.readouterr().err
+    assert events_named(err, "webhook request rejected")[0]["reason"] == "wrong or missing secret token"
+    stopped = events_named(err, "bot stopped")[0]
+    assert (stopped["drained"], stopped["cut"]) == (1, 0)
+    assert telegram.calls_to("deleteWebhook") == [], "the webhook stays for the other replicas"
+    assert SECRET not in err
+
+
+def test_webhook_configuration_is_validated() -> None:
+    """WEBHOOK_URL needs https (unless a self-hosted Bot API) and a WEBHOOK_SECRET of Telegram's alphabet."""
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET is not"):
+        load_config({"WEBHOOK_URL": "https://bot.example.com/hook"})
+    with pytest.raises(ConfigError, match="WEBHOOK_URL is malformed"):
+        load_config({"WEBHOOK_URL": "http://bot.example.com/hook", "WEBHOOK_SECRET": "abc"})
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET is malformed"):
+        load_config({"WEBHOOK_URL": "https://bot.example.com/hook", "WEBHOOK_SECRET": "has space"})
+    with pytest.raises(ConfigError, match="WEBHOOK_PORT"):
+        load_config({"WEBHOOK_PORT": "70000"})
+    config = load_config({"WEBHOOK_URL": "https://bot.example.com", "WEBHOOK_SECRET": "abc", "PORT": "3000"})
+    assert (config.mode, config.webhook_path, config.webhook_port) == ("webhook", "/webhook", 3000)
+    assert "abc" not in repr(config)
+
+
+def test_a_webhook_url_telegram_refuses_is_a_config_error(sqlite_url: URL, telegram: FakeTelegram) -> None:
+    """setWebhook answering 400 stops start with a ConfigError (exit 2) naming WEBHOOK_URL, and frees the port."""
+    from bot.errors import ConfigError
+    from bot.telegram.runner import run_bot
+
+    telegram.fail_methods["setWebhook"] = (400, "Bad Request: bad webhook: HTTPS url must be provided for webhook")
+    port = free_port()
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "WEBHOOK_SECRET": SECRET,
+                          "WEBHOOK_HOST": "127.0.0.1", "WEBHOOK_PORT": str(port)})
+    with pytest.raises(ConfigError, match="Telegram refused WEBHOOK_URL") as refused:
+        run_bot(config)
+    assert refused.value.exit_code == 2 and "HTTPS url must be provided" in refused.value.line()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # the listener was closed on the way out
