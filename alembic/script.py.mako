@@ -18,8 +18,9 @@ depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 # Review marker. Production refuses to upgrade through a revision that drops a table or column, renames,
 # changes a column's type, adds a NOT NULL column without a default, builds an index without CONCURRENTLY
-# on an existing PostgreSQL table, or runs DROP/DELETE/TRUNCATE SQL -- unless this says why it is safe,
-# e.g. "column unused since 1.4, backed up in the release notes". See docs/ROLLBACK.md.
+# (or adds a foreign key / unique constraint) on an existing PostgreSQL table, or runs DROP/DELETE/TRUNCATE
+# SQL -- unless this says why it is safe, e.g. "column unused since 1.4, backed up in the release job".
+# See docs/ROLLBACK.md ("Destructive revisions").
 reviewed_destructive: str | None = None
 
 

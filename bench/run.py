@@ -442,7 +442,8 @@ def throughput(project: Path, env: dict[str, str], server: FakeTelegram, updates
     """Updates per second of /start (database write + reply) and /help (reply only), alternating batches."""
     process = subprocess.Popen(invoke(project, "start"), env=env, cwd=project, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    user = iter(range(10_000, 10_000_000))
+    users = 200  # a returning crowd: the first batches register them, later /start refreshes (one UPDATE)
+    user = (10_000 + number % users for number in range(10_000_000))
     try:
         server.wait_for("getUpdates", token=TOKEN, timeout=60)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from bot.errors import Interrupted
@@ -70,21 +69,3 @@ def run_guarded(main: Callable[[ShutdownGuard], Awaitable[T]]) -> T:
         return await guard.run(main(guard))
 
     return asyncio.run(runner())
-
-
-@contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """During synchronous stretches (imports, config), turn a stop signal into a clean Interrupted."""
-
-    def handler(signum: int, _frame: object) -> None:
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}", "the signal arrived during start-up",
-                          "nothing was changed")
-
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

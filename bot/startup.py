@@ -2,20 +2,63 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
 from bot.config import Config
 from bot.database.migrations import run_migrations_if_needed
 from bot.errors import Interrupted, MigrationFailed
 from bot.logs import get_logger
-from bot.signals import stop_signals_raise
+from bot.signals import STOP_SIGNALS
 
 log = get_logger("bot.startup")
+
+
+class DeferredStop:
+    """Remembers a stop signal during start-up and acts on it at the next safe point.
+
+    Raising from the signal handler itself is unsafe: the exception lands wherever the main thread happens
+    to be (half-way through importing aiogram, or inside a garbage-collector callback that swallows it).
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+    @contextmanager
+    def installed(self) -> Iterator[DeferredStop]:
+        """Record stop signals while the block runs (migrations install their own guard meanwhile)."""
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handler)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def requested(self) -> str | None:
+        """The signal that arrived, if any."""
+        return self.signal_name
+
+    def check(self) -> None:
+        """A safe point: stop here if a signal arrived."""
+        if self.signal_name:
+            raise Interrupted(f"stopped by {self.signal_name}", "the signal arrived during start-up",
+                              "nothing was left half-done")
 
 
 def start(config: Config) -> None:
     """Check the token, bring the schema to head (or refuse), then run the bot in this process."""
     config.require_bot_token()
-    try:
-        with stop_signals_raise():
+    deferred = DeferredStop()
+    with deferred.installed():
+        try:
+            deferred.check()
             try:
                 report = run_migrations_if_needed(config)
             except MigrationFailed as error:
@@ -26,8 +69,13 @@ def start(config: Config) -> None:
             if report is not None:
                 log.info("schema ready", revision=",".join(report.after) or None, applied=len(report.steps),
                          duration_ms=round(report.duration_ms, 1))
+            deferred.check()
             from bot.telegram.runner import StartInfo, run_bot
-    except Interrupted as stop:
-        log.info("stopped before polling", reason=stop.line())
-        return
-    run_bot(config, StartInfo(applied=len(report.steps), duration_ms=report.duration_ms) if report else StartInfo())
+
+            deferred.check()
+        except Interrupted as stop:
+            log.info("stopped before polling", reason=stop.line())
+            return
+        info = StartInfo(applied=len(report.steps), duration_ms=report.duration_ms) if report else StartInfo()
+        # Still inside: a signal in the instant before the runner installs its own handlers is handed over.
+        run_bot(config, info, early_stop=deferred.requested)

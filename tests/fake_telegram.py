@@ -57,6 +57,9 @@ class FakeTelegram:
         # Per token: the webhook set with setWebhook ({} when none), and how many polls were cut by a newer one.
         self.webhooks: dict[str, dict[str, str]] = {}
         self.conflicts: dict[str, int] = {}
+        # Per method: error bodies to answer once each, in order, before answering normally again
+        # (e.g. {"ok": False, "error_code": 429, "description": "...", "parameters": {"retry_after": 1}}).
+        self.fail_next: dict[str, list[dict[str, Any]]] = {}
         self._polls: dict[str, object] = {}
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,6 +167,11 @@ class FakeTelegram:
         if method in self.fail_methods:
             code, description = self.fail_methods[method]
             return web.json_response({"ok": False, "error_code": code, "description": description}, status=code)
+        with self._lock:
+            queued = self.fail_next.get(method)
+            failure = queued.pop(0) if queued else None
+        if failure is not None:
+            return web.json_response(failure, status=int(failure.get("error_code", 400)))
         if self.method_delays.get(method):
             assert self._closing is not None
             try:

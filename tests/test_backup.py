@@ -163,3 +163,22 @@ def test_corrupt_or_truncated_backups_are_rejected(tmp_path: Path) -> None:
     for path, backend, message in checks:
         with pytest.raises(Refused, match=message):
             verify_backup(path, backend)
+
+
+def test_backup_and_ddl_variables_are_validated() -> None:
+    """BACKUP_KEEP, BACKUP_BEFORE_MIGRATE and the DDL limits reject bad values; BACKUP_DIR is anchored at the root."""
+    from bot.config import load_config
+    from bot.errors import ConfigError
+    from bot.paths import PROJECT_ROOT
+
+    config = load_config({"BACKUP_DIR": "var/bk", "BACKUP_KEEP": "3", "BACKUP_BEFORE_MIGRATE": "yes",
+                          "ALLOW_DESTRUCTIVE_MIGRATIONS": "false", "DDL_LOCK_TIMEOUT": "2.5",
+                          "DDL_STATEMENT_TIMEOUT": "0"})
+    assert (config.backup_dir, config.backup_keep, config.backup_before_migrate) == (PROJECT_ROOT / "var/bk", 3, True)
+    assert (config.allow_destructive_migrations, config.ddl_lock_timeout, config.ddl_statement_timeout) == (
+        False, 2.5, 0.0)
+    assert load_config({}).backup_dir == PROJECT_ROOT / "backups"
+    for name, value in (("BACKUP_KEEP", "-1"), ("BACKUP_KEEP", "ten"), ("BACKUP_BEFORE_MIGRATE", "maybe"),
+                        ("ALLOW_DESTRUCTIVE_MIGRATIONS", "2"), ("DDL_LOCK_TIMEOUT", "soon"), ("BACKUP_DIR", " ")):
+        with pytest.raises(ConfigError, match=name):
+            load_config({name: value})

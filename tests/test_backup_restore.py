@@ -94,7 +94,7 @@ def test_restore_bad_inputs_change_nothing(sqlite_url: URL, postgres_url: URL, t
 
 
 def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, mariadb_url: URL, tmp_path: Path) -> None:
-    """PostgreSQL blocked by a bot session: exit 4, nothing changed. A broken MariaDB dump: exit 4, journal intact."""
+    """A table held by a bot session: exit 6, nothing changed. A broken MariaDB dump: exit 4, journal intact."""
     pg = Config(database_url=postgres_url, backup_dir=tmp_path / "pg", ddl_lock_timeout=1.0)
     migrations.upgrade(pg)
     backup = take_backup(pg, ("0002",), reason="test").path
@@ -103,18 +103,28 @@ def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, ma
     try:
         with engine.connect() as bot_session:
             bot_session.execute(sa.text("SELECT count(*) FROM users"))  # holds the table like a busy bot
-            with pytest.raises(MigrationFailed, match="nothing was changed") as failed:
-                restore(pg, backup, backup_first=False)
+            with pytest.raises(Refused, match="in use by another session") as refused:
+                restore(pg, backup)
             bot_session.rollback()
     finally:
         engine.dispose()
-    assert failed.value.exit_code == 4
+    assert refused.value.exit_code == 6 and "stop the bot" in refused.value.line()
     assert execute(postgres_url, "SELECT id FROM users") == [(1,)]
-    assert journal_rows(postgres_url)[-1] == ("restore", "failed", None)
+    assert not any(path.name.startswith(postgres_url.database + "-0002") and path != backup
+                   for path in (tmp_path / "pg").iterdir()), "refused before the safety backup"
 
-    maria = Config(database_url=mariadb_url, backup_dir=tmp_path / "maria")
+    maria = Config(database_url=mariadb_url, backup_dir=tmp_path / "maria", ddl_lock_timeout=1.0)
     migrations.upgrade(maria)
     dump = take_backup(maria, ("0002",), reason="test").path
+    engine = sa.create_engine(sync_url(mariadb_url))
+    try:
+        with engine.connect() as bot_session:
+            bot_session.execute(sa.text("SELECT count(*) FROM users"))
+            with pytest.raises(Refused, match="in use by another session"):
+                restore(maria, dump)
+            bot_session.rollback()
+    finally:
+        engine.dispose()
     text = dump.read_text()
     dump.write_text(text.replace("CREATE TABLE `users`", "THIS IS NOT SQL;\nCREATE TABLE `users`", 1))
     before = journal_rows(mariadb_url)

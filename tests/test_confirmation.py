@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from bot.config import Config
 from bot.database import migrations
+from bot.database.backup import take_backup
 from bot.database.urls import sync_url
 from tests.conftest import clean_env, events_named, plain, run_invoke
 
@@ -41,10 +42,11 @@ def run_on_terminal(project: Path, *args: str, env: dict[str, str], typed: str) 
 
 
 def test_production_downgrades_refused_without_terminal(project: Path, sqlite_url: URL) -> None:
-    """rollback, rollback-base and stamp in production with no terminal and no --yes: exit 6, nothing changed."""
+    """rollback, rollback-base, stamp, restore in production, no terminal, no --yes: exit 6, nothing changed."""
     env = clean_env(DATABASE_URL=plain(sqlite_url), ENV="production", LOG_FORMAT="json")
     migrations.upgrade(Config(database_url=sqlite_url))
-    for args in (["rollback"], ["rollback-base"], ["stamp", "--to", "0001"]):
+    backup = take_backup(Config(database_url=sqlite_url, backup_dir=project / "saved"), ("0002",), reason="test")
+    for args in (["rollback"], ["rollback-base"], ["stamp", "--to", "0001"], ["restore", str(backup.path)]):
         result = run_invoke(project, *args, env=env)
         assert result.returncode == 6, (args, result.stderr)
         error = str(events_named(result.stderr, "command failed")[0]["error"])
@@ -69,11 +71,17 @@ def test_wrong_name_typed_on_terminal_changes_nothing(project: Path, postgres_ur
 
 
 def test_right_name_typed_rolls_back_after_backup(project: Path, sqlite_url: URL) -> None:
-    """In development rollback-base still asks; typing the name goes on, after a backup."""
+    """In development rollback-base still asks; typing the name goes on after a backup, which restores."""
     env = clean_env(DATABASE_URL=plain(sqlite_url), LOG_FORMAT="json")
     migrations.upgrade(Config(database_url=sqlite_url))
     code, stderr = run_on_terminal(project, "rollback-base", env=env, typed="bot.db\n")
     assert code == 0, stderr
     assert "Type the database name (bot.db) to confirm:" in stderr
     assert revision_of(sqlite_url) is None
-    assert len(list((project / "backups").glob("bot.db-0002-*.sqlite"))) == 1
+    backups = list((project / "backups").glob("bot.db-0002-*.sqlite"))
+    assert len(backups) == 1
+
+    restored = run_invoke(project, "restore", str(backups[0]), "--yes", env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.startswith(f"restored {backups[0]} (revision 0002); the state before is in ")
+    assert revision_of(sqlite_url) == "0002"

@@ -10,10 +10,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
 from bot import commands
+from bot.database.waiting import is_transient
 from tests.conftest import TOKEN, clean_env, events_named, json_lines, plain, run_invoke
 from tests.helpers_db import EventStream, run_task, spawn, versions
 
@@ -163,7 +166,7 @@ def test_start_waits_for_the_database_too(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_sigterm_while_waiting_for_the_database_exits_promptly(project: Path) -> None:
-    """SIGTERM during the wait ends migrate within a second with exit 8 instead of waiting out DB_WAIT_TIMEOUT."""
+    """SIGTERM during the wait ends migrate at once with exit 8 instead of waiting out DB_WAIT_TIMEOUT."""
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/appdb"
     process = spawn(project, "migrate", env=clean_env(DATABASE_URL=url, DB_WAIT_TIMEOUT="60"))
     stream = EventStream(process)
@@ -172,8 +175,29 @@ def test_sigterm_while_waiting_for_the_database_exits_promptly(project: Path) ->
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 8
-        assert time.monotonic() - signalled < 1.5
+        assert time.monotonic() - signalled < 3  # vs. a 60 s wait
     finally:
         if process.poll() is None:
             process.kill()
     assert events_named(stream.stderr(), "stopped")
+
+
+@pytest.mark.parametrize(("error", "transient"), [
+    (psycopg.OperationalError('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  the database '
+                              "system is starting up"), True),
+    (psycopg.OperationalError("FATAL:  the database system is not yet accepting connections"), True),
+    (psycopg.OperationalError("FATAL:  sorry, too many clients already"), True),
+    (psycopg.OperationalError("failed to resolve host 'db': [Errno -3] Temporary failure in name resolution"), True),
+    (psycopg.OperationalError("connection timeout expired"), True),
+    (psycopg.OperationalError('FATAL:  password authentication failed for user "bot"'), False),
+    (psycopg.OperationalError('FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "bot", database "app"'), False),
+    (pymysql.err.OperationalError(1040, "Too many connections"), True),
+    (pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"), True),
+    (pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'db' ([SSL] certificate verify failed)"),
+     False),
+    (pymysql.err.OperationalError(1044, "Access denied for user 'bot'@'%' to database 'app'"), False),
+    (TimeoutError(), True),
+], ids=lambda value: str(value)[:40] if not isinstance(value, bool) else str(value))
+def test_error_classification_for_states_this_machine_cannot_produce(error: Exception, transient: bool) -> None:
+    """Starting-up, overloaded and DNS-not-yet states are retried; credentials, pg_hba and TLS failures are not."""
+    assert is_transient(error) is transient

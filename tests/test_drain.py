@@ -83,3 +83,54 @@ def _events(err: str) -> list[dict[str, object]]:
     from tests.conftest import json_lines
 
     return json_lines(err)
+
+
+def test_a_signal_during_start_up_is_deferred_to_a_safe_point() -> None:
+    """A SIGTERM during start-up is recorded, not raised mid-import; the next safe point stops cleanly."""
+    from bot.errors import Interrupted
+    from bot.startup import DeferredStop
+
+    before = signal.getsignal(signal.SIGTERM)
+    deferred = DeferredStop()
+    with deferred.installed():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs here and must not raise
+        assert deferred.requested() == "SIGTERM"
+        with pytest.raises(Interrupted, match="stopped by SIGTERM"):
+            deferred.check()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_just_before_the_runner_starts_is_not_lost(sqlite_url: URL, telegram: FakeTelegram,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A stop handed over from start-up stops the bot before it ever polls."""
+    from bot.telegram.runner import run_bot
+
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
+    run_bot(config, early_stop=lambda: "SIGTERM")
+    assert telegram.calls_to("getUpdates") == []
+    stopped = events_named(capsys.readouterr().err, "bot stopped")[0]
+    assert stopped["reason"] == "stopped by SIGTERM" and stopped["drained"] == 0
+
+
+def test_a_second_signal_cuts_the_drain_short(sqlite_url: URL, telegram: FakeTelegram,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM then SIGINT during a long drain: the run ends at once with Interrupted (exit 8)."""
+    from bot.errors import Interrupted
+    from bot.telegram.runner import run_bot
+
+    telegram.method_delays["sendMessage"] = 6.0
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "SHUTDOWN_TIMEOUT": "30"})
+
+    def act() -> None:
+        _sigterm_during_reply(telegram, "/help").join(15)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=act, daemon=True).start()
+    with pytest.raises(Interrupted, match="second signal") as stopped:
+        run_bot(config)
+    assert stopped.value.exit_code == 8
+    forced = events_named(capsys.readouterr().err, "stop forced")
+    assert forced and forced[0]["signal"] == "SIGINT"

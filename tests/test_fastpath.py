@@ -113,6 +113,7 @@ def test_revision_added_or_edited_after_the_last_run(tmp_path: Path, sqlite_url:
 
     (versions / "r6_step.py").write_text(revision_file("r6", ("r5",)))
     assert fastpath.at_head(config, ini=ini) is None and not alembic_says_at_head(ini, ("r5",))
+    assert fastpath.script_heads(ini) == ("r6",), "the heads the bot's health check serves follow the files"
     set_database(sqlite_url, ("r6",))
     assert fastpath.at_head(config, ini=ini) == ("r6",)
 

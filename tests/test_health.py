@@ -19,7 +19,7 @@ from tests.test_webhook import free_port
 
 
 def test_readyz_names_each_failing_check_and_healthz_stays_up() -> None:
-    """A standby is alive (200) but not ready (503), with role, revision, uptime and each check's detail."""
+    """A standby is alive (200) but not ready (503); so is a leader in a 409 conflict; each check says why."""
     state = RuntimeState(mode="polling", heads=("0002",), role="standby", bot_ok=True, username="b", revision="0002")
 
     async def database() -> Check:
@@ -32,7 +32,11 @@ def test_readyz_names_each_failing_check_and_healthz_stays_up() -> None:
             health = await client.get("/healthz")
             ready = await client.get("/readyz")
             health_body, ready_body = await health.json(), await ready.json()
-            state.role, state.serving = "leader", True
+            state.role, state.serving, state.conflict = "leader", True, True
+            conflicted = await client.get("/readyz")
+            assert conflicted.status == 503
+            assert "409 Conflict" in (await conflicted.json())["checks"]["serving"]["detail"]
+            state.conflict = False
             ready_now = await client.get("/readyz")
             return health.status, health_body, ready.status, ready_body, ready_now.status
 

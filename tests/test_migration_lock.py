@@ -94,7 +94,7 @@ def test_lock_timeout_exits_5_after_the_timeout_and_leaves_the_schema_untouched(
 ], ids=["postgresql-migrate", "mariadb-migrate", "postgresql-start"])
 def test_sigterm_while_waiting_for_the_lock_exits_promptly(backend: str, task: str, exit_code: int, event: str,
                                                            project: Path, request: pytest.FixtureRequest) -> None:
-    """SIGTERM to a migrate (or production start) queued on the lock ends it within a second, holding nothing."""
+    """SIGTERM to a migrate (or production start) queued on the lock ends it at once, holding nothing."""
     url: URL = request.getfixturevalue(backend)
     env = clean_env(DATABASE_URL=plain(url), MIGRATION_LOCK_TIMEOUT="60", ENV="production", BOT_TOKEN=TOKEN)
     with hold_lock(url):
@@ -105,7 +105,7 @@ def test_sigterm_while_waiting_for_the_lock_exits_promptly(backend: str, task: s
             signalled = time.monotonic()
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == exit_code
-            assert time.monotonic() - signalled < 1.5
+            assert time.monotonic() - signalled < 3  # vs. a 60 s wait
         finally:
             if process.poll() is None:
                 process.kill()

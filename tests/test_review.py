@@ -73,6 +73,8 @@ def test_review_finds_each_dangerous_operation(tmp_path: Path) -> None:
         op.add_column("users", sa.Column("nick", sa.String(10), nullable=True))
         op.add_column("users", sa.Column("score", sa.Integer(), nullable=False, server_default="0"))
         op.create_index("ix_users_nick", "users", ["nick"], postgresql_concurrently=True)
+        op.create_foreign_key("fk_fresh_users", "fresh", "users", ["x"], ["id"])
+        op.create_unique_constraint("uq_fresh_x", "fresh", ["x"])
     """)
     write_revision(versions, "a2", "a1", """
         op.drop_column("users", "username")
@@ -82,6 +84,8 @@ def test_review_finds_each_dangerous_operation(tmp_path: Path) -> None:
         op.rename_table("fresh", "fresher")
         op.add_column("users", sa.Column("must", sa.Integer(), nullable=False))
         op.create_index("ix_users_lang", "users", ["lang"])
+        op.create_foreign_key("fk_users_fresher", "users", "fresher", ["score"], ["id"])
+        op.create_unique_constraint("uq_users_nick", "users", ["nick"])
         op.execute("DELETE FROM users WHERE id < 0")
         op.execute("UPDATE users SET score = 1")
         with op.batch_alter_table("users") as batch:
@@ -104,6 +108,7 @@ def test_review_finds_each_dangerous_operation(tmp_path: Path) -> None:
                           "rename column users.language_code to lang", "rename table fresh to fresher",
                           "add NOT NULL column users.must without a default",
                           "create index ix_users_lang on users without CONCURRENTLY",
+                          "add foreign key fk_users_fresher on users", "add unique constraint uq_users_nick on users",
                           "execute 'DELETE FROM users WHERE id < 0'", "drop column users.score"]
     assert second.marker_reason == "cleanup agreed in release 2.0" and second.accepted
     assert [finding.operation for finding in third.findings] == ["op.get_bind() executes 'TRUNCATE users'"]

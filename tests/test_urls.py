@@ -57,6 +57,16 @@ def test_password_with_percent_at_colon_slash_semicolon_parses_exactly(form: str
     assert dict(url.query) == {"sslmode": "require"}
 
 
+def test_urls_without_credentials_keep_their_at_signs_in_paths() -> None:
+    """The last-'@' rule applies to credentials only: SQLite paths and socket URLs keep their shape."""
+    assert normalize_database_url("sqlite:////srv/u@x/bot.db").database == "/srv/u@x/bot.db"
+    socket_url = normalize_database_url("postgresql:///app?host=/var/run/postgresql")
+    assert (socket_url.host, socket_url.database, dict(socket_url.query)) == (
+        None, "app", {"host": "/var/run/postgresql"})
+    azure = normalize_database_url("postgres://bot@server:pw@db.example.com/app")
+    assert (azure.username, azure.password, azure.host) == ("bot@server", "pw", "db.example.com")
+
+
 @pytest.fixture
 def mariadb_user(mariadb_url: URL) -> Iterator[URL]:
     """A MariaDB account whose password has every awkward character, allowed on the test's database."""
@@ -110,6 +120,7 @@ def test_postgres_password_with_special_characters_reaches_libpq(postgres_url: U
     ("?sslmode=prefer&connect_timeout=5&application_name=bot", 0, None),
     ("?sslmode=require", 3, "server does not support SSL"),
     ("?ssl=true", 3, "server does not support SSL"),
+    ("?sslmode=no-verify", 3, "server does not support SSL"),
     ("?pgbouncer=true", 2, "transaction-mode pooler"),
     ("?no_such_option=1", 3, "invalid connection option"),
 ])

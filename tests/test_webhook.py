@@ -157,3 +157,29 @@ def test_a_webhook_url_telegram_refuses_is_a_config_error(sqlite_url: URL, teleg
     assert refused.value.exit_code == 2 and "HTTPS url must be provided" in refused.value.line()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))  # the listener was closed on the way out
+
+
+def test_a_throttled_set_webhook_is_retried_after_telegrams_delay(sqlite_url: URL, telegram: FakeTelegram,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A 429 with retry_after on setWebhook (replicas starting at once) is waited out, then registration works."""
+    from bot.telegram.runner import run_bot
+
+    telegram.fail_next["setWebhook"] = [{"ok": False, "error_code": 429, "description": "Too Many Requests: retry "
+                                         "after 1", "parameters": {"retry_after": 1}}]
+    port = free_port()
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "WEBHOOK_SECRET": SECRET,
+                          "WEBHOOK_HOST": "127.0.0.1", "WEBHOOK_PORT": str(port)})
+
+    def client() -> None:
+        telegram.wait_for("setWebhook", token=TOKEN, count=2, timeout=30)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    errors = run_in_thread(client)
+    run_bot(config)
+    assert not errors, errors
+    calls = telegram.calls_to("setWebhook", TOKEN)
+    assert len(calls) == 2 and calls[1].at - calls[0].at >= 0.9
+    err = capsys.readouterr().err
+    assert events_named(err, "webhook registration throttled")[0]["retry_after_s"] == 1
+    assert events_named(err, "webhook registered")

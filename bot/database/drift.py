@@ -6,7 +6,6 @@ hook autogenerate uses, so they are never reported.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +43,6 @@ def find_drift(config: Config) -> tuple[list[Difference], tuple[str, ...]]:
 
     def compare(connection: Connection) -> tuple[list[Difference], tuple[str, ...]]:
         from bot.database.models import Base
-
-        # Alembic announces each comparison plugin at INFO; the differences themselves are what we report.
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
         context = MigrationContext.configure(connection, opts={"include_name": include_name, "compare_type": True,
                                                                "target_metadata": Base.metadata})

@@ -144,14 +144,23 @@ def create_engine(url: URL, *, for_migrations: bool = False, **options: Any) -> 
     planned = connect_plan(url)
     if for_migrations:
         options.setdefault("poolclass", NullPool)
+    elif url.get_backend_name() == "sqlite" and "poolclass" not in options:
+        # SQLite has one writer: concurrent handlers on several connections spin in its busy handler
+        # (sleeps of up to 100 ms each); queueing them for one connection is ~10× the throughput (bench G6).
+        options.setdefault("pool_size", 1)
+        options.setdefault("max_overflow", 0)
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(planned.url, connect_args=planned.connect_args, pool_pre_ping=True, **options)
+    # A SQLite file cannot go away under a pooled connection: pre-ping there is a thread hop per session for nothing.
+    options.setdefault("pool_pre_ping", url.get_backend_name() != "sqlite")
+    engine = create_async_engine(planned.url, connect_args=planned.connect_args, **options)
     backend = url.get_backend_name()
     if planned.require_tls:
         _refuse_plaintext(engine, url)
     if for_migrations and backend == "sqlite":
         make_sqlite_ddl_transactional(engine)
+    if not for_migrations and backend == "sqlite":
+        _sqlite_write_ahead(engine)
     if for_migrations and backend == "postgresql":
         _check_client_during_statements(engine)
     return engine
@@ -188,6 +197,29 @@ def _check_client_during_statements(engine: AsyncEngine) -> None:
         finally:
             cursor.close()
         dbapi_connection.commit()
+
+
+def _sqlite_write_ahead(engine: AsyncEngine) -> None:
+    """WAL with synchronous=NORMAL: a commit is an append, not three fsyncs (13 ms → 0.1 ms here, bench G6).
+
+    Readers no longer block the writer either. A power loss may forget the last commits but never corrupts;
+    an application crash loses nothing. The mode is stored in the file, so every later connection uses it.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _write_ahead(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            row = cursor.fetchone()
+            if not row or str(row[0]).lower() != "wal":
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                except Exception:  # noqa: BLE001 - switching needs a moment alone (a migration may hold a lock):
+                    pass           # keep the current mode; a later connection switches
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
 
 
 def make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:

@@ -72,6 +72,7 @@ def at_head(config: Config, *, ini: Path = ALEMBIC_INI) -> tuple[str, ...] | Non
     The database is read first: an empty one (or an unfinished journal entry) needs no graph to say
     "not sure". Only a database with revisions and a stale manifest pays for Alembic, once, to rebuild it.
     """
+    _verified.pop(ini, None)  # an earlier proof in this process says nothing about the files now
     try:
         current, unfinished = read_database(config.database_url)
     except Exception as error:  # noqa: BLE001 - any doubt about the database is the full path's to report

@@ -141,13 +141,14 @@ async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[
                     raise Refused(f"restore of {where(url)} was not confirmed", "the answer did not match",
                                   "run it again and type the database name, or pass --yes")
                 started_at, started = journal.now(), time.perf_counter()
+                existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+                await connection.run_sync(_tables_free, existing, config.ddl_lock_timeout)
                 safety = None
                 if backup_first:
                     safety = take_backup(config, before, reason="restore").path
                 else:
                     log.warning("backup skipped", database=where(url), reason="--no-backup")
                 kept = await connection.run_sync(_snapshot)
-                existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
                 await connection.rollback()
                 log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
                 guard.enter_critical()
@@ -177,6 +178,36 @@ async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[
         await engine.dispose()
 
 
+def _tables_free(connection: Connection, tables: set[str], timeout: float) -> None:
+    """Refuse, before anything changes, while another session holds a table the restore replaces."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite" or not tables or timeout <= 0:
+        return
+    from sqlalchemy.exc import OperationalError
+
+    if connection.in_transaction():
+        connection.commit()
+    quoted = [connection.dialect.identifier_preparer.quote(name) for name in sorted(tables)]
+    try:
+        if dialect == "postgresql":
+            with connection.begin():
+                connection.execute(text(f"SET LOCAL lock_timeout = {int(timeout * 1000)}"))
+                connection.execute(text(f"LOCK TABLE {', '.join(quoted)} IN ACCESS EXCLUSIVE MODE"))
+        else:
+            connection.execute(text(f"SET SESSION lock_wait_timeout = {max(1, round(timeout))}"))
+            connection.execute(text("LOCK TABLES " + ", ".join(f"{name} WRITE" for name in quoted)))
+            connection.execute(text("UNLOCK TABLES"))
+            connection.commit()
+    except OperationalError as error:
+        orig = error.orig
+        if getattr(orig, "sqlstate", None) != "55P03" and (orig.args[:1] if orig else ()) != (1205,):
+            raise
+        connection.rollback()
+        raise Refused("the tables are in use by another session",
+                      f"it held a lock for longer than DDL_LOCK_TIMEOUT ({timeout:g}s), and a restore replaces them",
+                      "stop the bot (every replica) and run restore again") from None
+
+
 def _snapshot(connection: Connection) -> list[tuple[Table, list[dict[str, Any]]]]:
     """The audit tables as they are now: definition and rows."""
     names = set(inspect(connection).get_table_names())
@@ -198,16 +229,16 @@ def _run_restore(url: URL, path: Path, kind: str, safety: Path | None, lock_time
             _restore_sqlite(path, Path(str(url.database)))
         elif kind == "postgresql":
             tool = find_tool("pg_restore", needed_for="restore")
-            env = postgres_environment(url)
-            if lock_timeout > 0:
-                # A bot session still holding a table makes DROP wait: fail after DDL_LOCK_TIMEOUT instead.
-                env["PGOPTIONS"] = f"-c lock_timeout={int(lock_timeout * 1000)}"
             run_tool([tool, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-                      "--exit-on-error", f"--dbname={url.database}", str(path)], env=env, what="pg_restore")
+                      "--exit-on-error", f"--dbname={url.database}", str(path)], env=postgres_environment(url),
+                     what="pg_restore")
         else:
             tool = find_tool("mysql_client", needed_for="restore")
+            # The dump does not set lock_wait_timeout: bound it, so a table held by a bot session fails the restore.
+            bounded = [f"--init-command=SET SESSION lock_wait_timeout={max(1, round(lock_timeout))}"] \
+                if lock_timeout > 0 else []
             with mysql_option_file(url) as options, path.open("rb") as dump:
-                run_tool([tool, f"--defaults-extra-file={options}", "--default-character-set=utf8mb4",
+                run_tool([tool, f"--defaults-extra-file={options}", "--default-character-set=utf8mb4", *bounded,
                           str(url.database)], stdin=dump.fileno(), what=Path(tool).name)
     except Refused as error:
         state = ("nothing was changed (the restore ran in one transaction)" if kind in ("sqlite", "postgresql")

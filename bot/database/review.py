@@ -187,6 +187,18 @@ def _danger(operation: Any, dialect: str, created: set[str]) -> tuple[str, str] 
                     "blocks every write to the table while the index builds; use postgresql_concurrently=True "
                     "inside op.get_context().autocommit_block()")
         return None
+    if isinstance(operation, alembic_ops.CreateForeignKeyOp):
+        source = operation.source_table
+        if dialect == "postgresql" and source not in created:
+            return (f"add foreign key {operation.constraint_name or ''} on {source}".replace("  ", " ").rstrip(),
+                    f"checks every row of {source} while blocking writes to it and to {operation.referent_table}")
+        return None
+    if isinstance(operation, alembic_ops.CreateUniqueConstraintOp):
+        if dialect == "postgresql" and table not in created:
+            return (f"add unique constraint {operation.constraint_name or ''} on {table}".replace("  ", " ").rstrip(),
+                    "builds a unique index while blocking writes; build it CONCURRENTLY first, then add the "
+                    "constraint USING INDEX")
+        return None
     if isinstance(operation, alembic_ops.ExecuteSQLOp):
         text = str(operation.sqltext)
         if _DELETING_SQL.match(text):

@@ -7,6 +7,7 @@ lock the migration itself holds (SQLite); any guard may refuse, and then nothing
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -40,10 +41,18 @@ def upgrade_guards(config: Config, *, allow_destructive: bool = False) -> tuple[
 
 def downgrade_guards(config: Config, *, backup: bool) -> tuple[Guard, ...]:
     """Rollbacks: a verified backup first, unless the operator passed --no-backup."""
-    if not backup:
+    return (backup_guard(config) if backup else skipped_backup(config),)
+
+
+def skipped_backup(config: Config) -> Guard:
+    """--no-backup: go on without one, but say so in the log and the journal."""
+
+    def skip(connection: Connection, plan: Plan) -> None:
         log.warning("backup skipped", database=config.database_url.database, reason="--no-backup")
-        return ()
-    return (backup_guard(config),)
+        record(connection, config, BACKUP, f"backup before {plan.direction} skipped (--no-backup)",
+               started=journal.now(), success=True, details={"skipped": True})
+
+    return skip
 
 
 def review_guard(config: Config, *, enforce: bool) -> Guard:
@@ -98,12 +107,12 @@ def backup_guard(config: Config) -> Guard:
     return back_up
 
 
-def record(connection: Connection, config: Config, kind: str, description: str, *, started: object,
+def record(connection: Connection, config: Config, kind: str, description: str, *, started: datetime,
            success: bool, details: dict[str, object] | None = None, error: str | None = None,
            revision: str | None = None) -> None:
     """Journal a review, backup or restore on the caller's connection."""
     journal.record_event(connection, kind, who=journal.origin(config.env), description=description,
-                         started_at=started, success=success, error=error, details=details,  # type: ignore[arg-type]
+                         started_at=started, success=success, error=error, details=details,
                          revision=revision, secrets=config.secrets())
 
 

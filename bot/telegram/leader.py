@@ -67,7 +67,10 @@ class LeaderElection:
                 except LockTimeout as busy:
                     failures, last_failure_log = 0, -FAILURE_LOG_INTERVAL
                     if connection is not None:
-                        await connection.commit()  # end SQLAlchemy's autobegun block, so the next try may reuse it
+                        try:
+                            await connection.commit()  # end SQLAlchemy's autobegun block, so the next try reuses it
+                        except (SQLAlchemyError, OSError):
+                            connection = await _discard(connection)
                     if self.state.role != "standby":
                         self._set_role("standby")
                         last_standby_log = -STANDBY_LOG_INTERVAL
@@ -127,6 +130,7 @@ class LeaderElection:
                 return
 
     def _set_role(self, role: str) -> None:
+        """Record the role where /readyz reads it, and tell the runner (for the admins' notices)."""
         self.state.role = role
         if self.on_role is not None:
             self.on_role(role)
@@ -146,5 +150,8 @@ async def _discard(connection: AsyncConnection | None) -> None:
         try:
             await connection.close()
         except (SQLAlchemyError, OSError):
-            await connection.invalidate()
+            try:
+                await connection.invalidate()
+            except (SQLAlchemyError, OSError):
+                pass  # the server already dropped it: nothing is left to release
     return None

@@ -51,6 +51,7 @@ class Stopper:
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
+        """Take SIGTERM/SIGINT on this loop (aiogram's own handlers would stop polling without a drain)."""
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         self._previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
@@ -58,12 +59,14 @@ class Stopper:
             loop.add_signal_handler(sig, self.request, sig)
 
     def uninstall(self) -> None:
+        """Give the signals back to whoever had them before."""
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
             signal.signal(sig, self._previous.get(sig, signal.SIG_DFL))
 
     def request(self, signum: int) -> None:
+        """Signal handler: the first asks for a drain, the second cancels the whole run."""
         name = signal.Signals(signum).name
         if self.event.is_set():
             log.warning("stop forced", signal=name)
@@ -83,6 +86,7 @@ class Notices:
         self._pending: set[asyncio.Task[int]] = set()
 
     def send(self, kind: str, text: str) -> None:
+        """Fire and forget; flush() waits for what is still on its way."""
         if not notices_enabled(self.config):
             return
         task = asyncio.create_task(asyncio.to_thread(notify_admins, self.config, kind, text))
@@ -237,12 +241,19 @@ def _health_mount(engine: AsyncEngine, state: RuntimeState) -> Callable[[web.App
     return mount
 
 
-def run_bot(config: Config, start: StartInfo | None = None) -> None:
-    """Block until the bot stops; a second stop signal cuts the drain short (exit 8)."""
+def run_bot(config: Config, start: StartInfo | None = None,
+            early_stop: Callable[[], str | None] | None = None) -> None:
+    """Block until the bot stops; a second stop signal cuts the drain short (exit 8).
+
+    `early_stop` names a signal that arrived before this loop's handlers were installed, so it is not lost.
+    """
 
     async def main() -> None:
         stopper = Stopper()
         stopper.install()
+        early = early_stop() if early_stop is not None else None
+        if early:
+            stopper.request(signal.Signals[early])
         try:
             await serve(config, start, stopper)
         except asyncio.CancelledError:

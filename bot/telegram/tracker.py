@@ -51,6 +51,7 @@ class HandlerTracker(BaseMiddleware):
 
     async def drain(self, timeout: float) -> tuple[int, int]:
         """Wait up to `timeout` seconds for in-flight handlers, cancel the rest; return (drained, cut)."""
+        await asyncio.sleep(0)  # let update tasks created by the last getUpdates/POST reach this middleware
         tasks = [task for task in self._running if task is not asyncio.current_task()]
         if not tasks:
             return 0, 0

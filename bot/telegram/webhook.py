@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from bot.telegram.tracker import HandlerTracker
 log = get_logger("bot.telegram.webhook")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+REGISTER_ATTEMPTS = 5  # replicas starting together can make Telegram throttle setWebhook (429 retry_after)
 REJECT_LOG_INTERVAL = 10.0
 
 
@@ -58,12 +59,8 @@ async def serve_webhook(config: Config, bot: Bot, dispatcher: Dispatcher, tracke
         mount_health(app)
     runner = await start_site(app, config.webhook_host, config.webhook_port, purpose="webhook")
     try:
-        try:
-            await bot.set_webhook(config.webhook_url, secret_token=config.webhook_secret.reveal(),
-                                  allowed_updates=dispatcher.resolve_used_update_types(), drop_pending_updates=False)
-        except TelegramBadRequest as error:
-            raise ConfigError(f"Telegram refused WEBHOOK_URL {config.webhook_url}", error.message,
-                              "use a public https:// address on port 443, 80, 88 or 8443") from None
+        if not await _register(config, bot, dispatcher, stop):
+            return 0, 0
         log.info("webhook registered", bot_id=bot.id, url=config.webhook_url, path=config.webhook_path,
                  listen=f"{config.webhook_host}:{config.webhook_port}")
         state.role = "webhook"
@@ -75,3 +72,27 @@ async def serve_webhook(config: Config, bot: Bot, dispatcher: Dispatcher, tracke
         return await tracker.drain(config.shutdown_timeout)
     finally:
         await runner.cleanup()
+
+
+async def _register(config: Config, bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> bool:
+    """setWebhook, waiting out Telegram's throttling; False when a stop arrived meanwhile."""
+    assert config.webhook_url is not None and config.webhook_secret is not None
+    for attempt in range(1, REGISTER_ATTEMPTS + 1):
+        try:
+            await bot.set_webhook(config.webhook_url, secret_token=config.webhook_secret.reveal(),
+                                  allowed_updates=dispatcher.resolve_used_update_types(), drop_pending_updates=False)
+            return True
+        except TelegramBadRequest as error:
+            raise ConfigError(f"Telegram refused WEBHOOK_URL {config.webhook_url}", error.message,
+                              "use a public https:// address on port 443, 80, 88 or 8443") from None
+        except TelegramRetryAfter as error:
+            if attempt == REGISTER_ATTEMPTS:
+                raise
+            log.warning("webhook registration throttled", bot_id=bot.id, retry_after_s=error.retry_after,
+                        attempt=attempt)
+            try:
+                await asyncio.wait_for(stop.wait(), error.retry_after)
+                return False
+            except TimeoutError:
+                continue
+    return False
