@@ -26,7 +26,7 @@ def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: 
             "yes": "Confirm without a prompt (needed in production without a terminal).",
             "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
             "no-backup": "Go on without the backup taken before every rollback, knowingly."})
-def rollback(c: Context, steps: int | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
+def rollback(c: Context, steps: str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
              no_backup: bool = False) -> None:
     """Undo the last revision (or --steps N, or down --to REV), after a verified backup."""
     from bot import commands

@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Any
 
-from alembic import context
 from sqlalchemy.engine import Connection, Engine
 
+from alembic import context
 from bot.config import Config, load_config, load_env_file, logging_settings
 from bot.database.engine import create_engine
 from bot.database.scripts import context_options

@@ -525,8 +525,8 @@ LOAD_BEFORE = os.getloadavg()
 def main() -> None:
     """Parse flags, run the chosen goals in a temporary folder, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="more rounds (tens of minutes); default is quick")
-    parser.add_argument("--quick", action="store_true", help="few rounds (a few minutes); the default")
+    parser.add_argument("--full", action="store_true", help="more rounds, bigger batches (about 10 minutes)")
+    parser.add_argument("--quick", action="store_true", help="few rounds (about 5 minutes); the default")
     parser.add_argument("--only", default=",".join(GOALS), help="comma-separated goals, e.g. G2,G3")
     options = parser.parse_args()
     mode = FULL if options.full else QUICK

@@ -34,7 +34,7 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
     run(command)
 
 
-def rollback(steps: int | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
+def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
              no_backup: bool = False) -> None:
     """Downgrade N steps or to a revision; production asks first; a verified backup comes before."""
     from bot.database.safeguards import downgrade_guards

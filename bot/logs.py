@@ -33,7 +33,7 @@ class _DropAlembicChatter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.name == "alembic.runtime.migration"
-                    and str(record.msg).startswith(("Context impl", "Will assume")))
+                    and str(record.msg).startswith(("Context impl", "Will assume", "Generating static SQL")))
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -90,7 +90,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     logging.captureWarnings(True)
     # SQLAlchemy's engine logger echoes SQL at INFO; keep it for DEBUG runs only.
-    logging.getLogger("sqlalchemy.engine").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
+    quiet = "DEBUG" if level == "DEBUG" else "WARNING"
+    logging.getLogger("sqlalchemy.engine").setLevel(quiet)
+    # Alembic announces each of its plugins at INFO whenever it loads; that is start-up noise.
+    logging.getLogger("alembic.runtime.plugins").setLevel(quiet)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -87,3 +87,15 @@ def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> 
     result = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_rollback_steps_flag_from_the_command_line(project: Path) -> None:
+    """`--steps 2` undoes two revisions; a non-number is a one-line input error (exit 2) that changes nothing."""
+    env = clean_env()
+    run_invoke(project, "migrate", env=env)
+    bad = run_invoke(project, "rollback", "--steps", "two", "--no-backup", env=env)
+    assert bad.returncode == 2 and "--steps" in json_lines(bad.stderr)[-1]["error"]
+    assert run_invoke(project, "status", env=env).stdout.startswith("current  0002")
+    done = run_invoke(project, "rollback", "--steps", "2", "--no-backup", env=env)
+    assert done.returncode == 0, done.stderr
+    assert run_invoke(project, "status", env=env).stdout.startswith("current  base")
