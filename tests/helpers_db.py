@@ -58,10 +58,10 @@ def sync_engine(url: URL) -> sa.Engine:
 
 
 def query(url: URL, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    """Run one statement on the test's database and return its rows."""
+    """Run one statement on the test's database, committing, and return its rows."""
     engine = sync_engine(url)
     try:
-        with engine.connect() as connection:
+        with engine.begin() as connection:
             result = connection.execute(sa.text(sql), params)
             return [tuple(row) for row in result] if result.returns_rows else []
     finally:
@@ -85,6 +85,12 @@ def versions(url: URL) -> list[str]:
     if "alembic_version" not in schema(url):
         return []
     return sorted(row[0] for row in query(url, "SELECT version_num FROM alembic_version"))
+
+
+def revision_of(url: URL) -> str | None:
+    """The single revision alembic_version holds (None at base)."""
+    found = versions(url)
+    return found[0] if found else None
 
 
 def run_task(task: Callable[[], None]) -> int:

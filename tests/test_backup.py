@@ -19,16 +19,7 @@ from bot.database.safeguards import downgrade_guards, upgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import Refused
 from tests.conftest import MARIADB_ADMIN, clean_env, events_named, plain, run_invoke
-
-
-def revision_of(url: URL) -> str | None:
-    """What alembic_version says."""
-    engine = sa.create_engine(sync_url(url))
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    finally:
-        engine.dispose()
+from tests.helpers_db import revision_of
 
 
 def journal_kinds(url: URL) -> list[tuple[str, str]]:

@@ -15,17 +15,7 @@ from bot.database.restore import restore
 from bot.database.safeguards import downgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import ConfigError, MigrationFailed, Refused
-
-
-def execute(url: URL, statement: str) -> list[tuple[object, ...]]:
-    """Run one statement, committing; return its rows."""
-    engine = sa.create_engine(sync_url(url))
-    try:
-        with engine.begin() as connection:
-            result = connection.execute(sa.text(statement))
-            return [tuple(row) for row in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
+from tests.helpers_db import query as execute
 
 
 def journal_rows(url: URL) -> list[tuple[str, str, str | None]]:

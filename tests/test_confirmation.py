@@ -7,24 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from bot.config import Config
 from bot.database import migrations
 from bot.database.backup import take_backup
-from bot.database.urls import sync_url
 from tests.conftest import clean_env, events_named, plain, run_invoke
-
-
-def revision_of(url: URL) -> str | None:
-    """What alembic_version says."""
-    engine = sa.create_engine(sync_url(url))
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    finally:
-        engine.dispose()
+from tests.helpers_db import revision_of
 
 
 def run_on_terminal(project: Path, *args: str, env: dict[str, str], typed: str) -> tuple[int, str]:

@@ -12,6 +12,7 @@ from bot.database.engine import ensure_sqlite_folder
 from bot.database.scripts import TOOLKIT_TABLES
 from bot.database.urls import sync_url
 from bot.errors import ConfigError, Refused
+from tests.helpers_db import query as execute
 
 
 def inspect_schema(url: URL) -> dict[str, set[str]]:
@@ -22,17 +23,6 @@ def inspect_schema(url: URL) -> dict[str, set[str]]:
         inspector = sa.inspect(engine)
         return {table: {column["name"] for column in inspector.get_columns(table)}
                 for table in inspector.get_table_names() if table not in TOOLKIT_TABLES}
-    finally:
-        engine.dispose()
-
-
-def execute(url: URL, statement: str) -> list[tuple[object, ...]]:
-    """Run one SQL statement and return its rows (committing writes)."""
-    engine = sa.create_engine(sync_url(url))
-    try:
-        with engine.begin() as connection:
-            result = connection.execute(sa.text(statement))
-            return [tuple(row) for row in result] if result.returns_rows else []
     finally:
         engine.dispose()
 
