@@ -7,17 +7,15 @@ The toolkit (bot.database.migrations) passes an open connection in config.attrib
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from alembic import context
-from bot.config import Config, load_config, load_env_file, logging_settings
+from bot.config import Config
 from bot.database.engine import create_engine
 from bot.database.scripts import context_options
-from bot.logs import configure_logging
+from bot.entry import prepare
 
 alembic_cfg = context.config
 
@@ -26,10 +24,7 @@ def toolkit_config() -> Config:
     """The toolkit's validated Config, loaded here only when the plain alembic command runs us."""
     config = alembic_cfg.attributes.get("toolkit_config")
     if config is None:
-        load_env_file()
-        configure_logging(*logging_settings(os.environ, stderr_is_terminal=sys.stderr.isatty()))
-        config = load_config()
-        configure_logging(config.log_level, config.log_format)
+        config = prepare()  # the same .env, logging and secret redaction as every toolkit command
     return config
 
 

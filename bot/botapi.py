@@ -9,9 +9,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from bot.config import Config
-
-DEFAULT_API_URL = "https://api.telegram.org"
+from bot.config import TELEGRAM_API_DEFAULT, Config
 
 
 class BotApiError(Exception):
@@ -26,7 +24,7 @@ class BotApiError(Exception):
 def call(config: Config, method: str, params: dict[str, Any] | None = None, *, timeout: float = 3.0) -> Any:
     """POST one method and return its `result`; BotApiError on any failure, within `timeout` seconds."""
     token = config.require_bot_token().reveal()
-    base = urlsplit(config.telegram_api_url or DEFAULT_API_URL)
+    base = urlsplit(config.telegram_api_url or TELEGRAM_API_DEFAULT)
     https = base.scheme == "https"
     host = base.hostname or ""
     port = base.port or (443 if https else 80)

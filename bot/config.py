@@ -16,6 +16,7 @@ from bot.database.urls import database_label, default_database_url, describe_url
 from bot.errors import ConfigError
 from bot.paths import ENV_FILE, PROJECT_ROOT
 
+TELEGRAM_API_DEFAULT = "https://api.telegram.org"
 ENVIRONMENTS = ("development", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
@@ -125,7 +126,7 @@ class Config:
             "database": describe_url(self.database_url),
             "database_name": database_label(self.database_url),
             "bot_token": mask_token(self.bot_token),
-            "telegram_api_url": self.telegram_api_url or "https://api.telegram.org",
+            "telegram_api_url": self.telegram_api_url or TELEGRAM_API_DEFAULT,
             "log_level": self.log_level,
             "log_format": self.log_format,
             "migrate_on_start": self.migrate_on_start,

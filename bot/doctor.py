@@ -12,7 +12,6 @@ from bot.errors import CheckFailed, ToolkitError
 # Doctor answers quickly: it never waits the full DB_WAIT_TIMEOUT for a database that is down.
 DATABASE_TIMEOUT = 5.0
 BOT_API_TIMEOUT = 5.0
-VERDICTS = ("ok", "warn", "fail", "skip")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import __version__
+from bot.database.waiting import reason
 from bot.logs import get_logger
 
 log = get_logger("bot.health")
@@ -59,8 +60,7 @@ async def check_database(engine: AsyncEngine, state: RuntimeState) -> Check:
     except TimeoutError:
         return Check(False, f"no answer within {DATABASE_CHECK_TIMEOUT:g}s")
     except Exception as error:  # noqa: BLE001 - any driver error means "not ready", reported by type
-        first = str(getattr(error, "orig", None) or error).strip().splitlines()
-        return Check(False, f"{type(error).__name__}: {first[0] if first else ''}".rstrip(": "))
+        return Check(False, f"{type(error).__name__}: {reason(error)}")
     current = tuple(sorted(rows))
     state.revision = ",".join(current) or None
     if set(current) != set(state.heads):

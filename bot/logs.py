@@ -41,12 +41,17 @@ def register_secrets(values: Iterable[str]) -> None:
     _secrets.update(value for value in values if value)
 
 
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    """Blank out every registered secret (and `extra` ones) from a text bound for a log or a chat."""
+    for secret in (*_secrets, *extra):
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _redact(_logger: object, _name: str, rendered: str) -> str:
     """Last line of defence: no secret leaves the process through the logs."""
-    for secret in _secrets:
-        if secret in rendered:
-            rendered = rendered.replace(secret, "***")
-    return rendered
+    return redact(rendered)
 
 
 def _shared_processors() -> list[Any]:

@@ -9,7 +9,7 @@ from bot import __version__
 from bot.botapi import BotApiError, call
 from bot.config import Config
 from bot.errors import ToolkitError
-from bot.logs import get_logger
+from bot.logs import get_logger, redact
 
 log = get_logger("bot.notify")
 
@@ -26,7 +26,7 @@ def notify_admins(config: Config, kind: str, text: str, *, timeout: float = NOTI
     """Send `text` to every admin within `timeout` seconds in total; return how many got it, never raise."""
     if not enabled(config):
         return 0
-    text = _redacted(config, text)
+    text = redact(text, config.secrets())
     deadline = time.monotonic() + timeout
     delivered = 0
     for admin in config.admin_ids:
@@ -75,8 +75,4 @@ def alert_migration_failed(config: Config, error: ToolkitError) -> None:
     notify_admins(config, "migration failed", migration_failed_text(error))
 
 
-def _redacted(config: Config, text: str) -> str:
-    """A notice goes to a chat, not a log, so the log redactor does not cover it: redact here."""
-    for secret in config.secrets():
-        text = text.replace(secret, "***")
-    return text
+

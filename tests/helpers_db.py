@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -17,38 +18,41 @@ from sqlalchemy.engine import URL
 from bot.database.engine import connect_options
 from bot.database.urls import sync_url
 
-SLOW_REVISION = '''"""slow on purpose: adds a column, then sleeps SLOW_REVISION_SECONDS (default {seconds}) s
 
-Revision ID: 0003
-Revises: 0002
-"""
-import os
+def revision_source(upgrade: str, downgrade: str, *, message: str, revision: str = "0003",
+                    down_revision: str | None = "0002", header: str = "") -> str:
+    """The text of a revision file around the given upgrade()/downgrade() bodies (and extra module lines)."""
+    def body(code: str) -> str:
+        return textwrap.indent(textwrap.dedent(code).strip(), "    ")
 
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
-reviewed_destructive = None
+    return (f'"""{message}\n\nRevision ID: {revision}\nRevises: {down_revision or ""}\n"""\n'
+            f"import sqlalchemy as sa\nfrom alembic import op\n{textwrap.dedent(header).strip()}\n\n"
+            f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade():\n{body(upgrade)}\n\n\ndef downgrade():\n{body(downgrade)}\n")
 
 
-def upgrade():
-    op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))
-    sleep = "pg_sleep" if op.get_bind().dialect.name == "postgresql" else "SLEEP"
-    seconds = float(os.environ.get("SLOW_REVISION_SECONDS", "{seconds}"))
-    op.execute(f"SELECT {{sleep}}({{seconds}})")
+def add_revision(project: Path, source: str, name: str = "0003_extra.py") -> None:
+    """Put an extra revision file into the project copy."""
+    (project / "alembic" / "versions" / name).write_text(source)
 
 
-def downgrade():
-    op.drop_column("users", "nickname")
-'''
+# Fails after a first change, so a failed migration and its rollback (or not) can be observed.
+BROKEN_REVISION = revision_source("""
+    op.add_column("users", sa.Column("nickname", sa.String(32)))
+    op.execute("SELECT * FROM table_that_does_not_exist")
+""", 'op.drop_column("users", "nickname")', message="broken on purpose")
 
 
-def add_slow_revision(project: Path, seconds: float) -> None:
-    """Give a project copy a revision 0003 that adds users.nickname and then sleeps."""
-    (project / "alembic" / "versions" / "0003_slow.py").write_text(SLOW_REVISION.format(seconds=seconds))
+def add_slow_revision(project: Path, seconds: float, *, revision: str = "0003", down_revision: str = "0002",
+                      column: str = "nickname") -> None:
+    """Give a project copy a revision that adds users.<column> and then sleeps (SLOW_REVISION_SECONDS wins)."""
+    add_revision(project, revision_source(f"""
+        op.add_column("users", sa.Column("{column}", sa.String(32), nullable=True))
+        sleep = "pg_sleep" if op.get_bind().dialect.name == "postgresql" else "SLEEP"
+        seconds = float(os.environ.get("SLOW_REVISION_SECONDS", "{seconds}"))
+        op.execute(f"SELECT {{sleep}}({{seconds}})")
+    """, f'op.drop_column("users", "{column}")', message="slow on purpose", revision=revision,
+        down_revision=down_revision, header="import os\nreviewed_destructive = None"), f"{revision}_slow.py")
 
 
 def sync_engine(url: URL) -> sa.Engine:

@@ -17,78 +17,40 @@ from sqlalchemy.engine import URL
 from bot.database import journal
 from bot.database.urls import sync_url
 from tests.conftest import TOKEN, clean_env, events_named, plain, run_invoke
+from tests.helpers_db import add_revision, revision_source
 
 pytestmark = pytest.mark.slow
 
 # A third revision: creates `notes`, then (when the SLOW flag file exists) signals and sleeps, then creates `tags`.
 # Both extra revisions act only online: the production review renders revisions offline first.
-SLOW_REVISION = '''"""slow change
-
-Revision ID: 0003
-Revises: 0002
-"""
+SLOW_REVISION_HEADER = """
 import pathlib
 import time
 
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-
-
-def upgrade():
-    """Two tables with a pause between them."""
+"""
+SLOW_UPGRADE = """
     op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
     if (ROOT / "SLOW").exists() and not op.get_context().as_sql:
         (ROOT / "SLEEPING").write_text("yes")
         time.sleep(60)
     op.create_table("tags", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    """Drop both."""
-    op.drop_table("tags")
-    op.drop_table("notes")
-'''
-
-FAILING_REVISION = '''"""failing change
-
-Revision ID: 0003
-Revises: 0002
 """
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
+DROP_BOTH = 'op.drop_table("tags")\nop.drop_table("notes")'
+SLOW_REVISION = revision_source(SLOW_UPGRADE, DROP_BOTH, message="slow change", header=SLOW_REVISION_HEADER)
 
 
-def upgrade():
-    """Create a table, then fail with secrets in the message."""
-    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
-    if op.get_context().as_sql:
-        return
-    if op.get_bind().dialect.name == "postgresql" and AUTOCOMMIT:
-        with op.get_context().autocommit_block():
-            op.execute("CREATE INDEX CONCURRENTLY ix_users_username ON users (username)")
-    raise RuntimeError("boom: password=hunter2 at postgresql://bot:s3cr3tpw@db/x")
-
-
-def downgrade():
-    """Drop it."""
-    op.drop_table("notes")
-'''
-
-
-def add_revision(project: Path, source: str, name: str = "0003_extra.py") -> None:
-    """Put an extra revision file into the project copy."""
-    (project / "alembic" / "versions" / name).write_text(source)
+def failing_revision(autocommit: bool) -> str:
+    """Creates a table, optionally runs an autocommit block, then fails with secrets in the message."""
+    return revision_source(f"""
+        op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
+        if op.get_context().as_sql:
+            return
+        if op.get_bind().dialect.name == "postgresql" and {autocommit}:
+            with op.get_context().autocommit_block():
+                op.execute("CREATE INDEX CONCURRENTLY ix_users_username ON users (username)")
+        raise RuntimeError("boom: password=hunter2 at postgresql://bot:s3cr3tpw@db/x")
+    """, 'op.drop_table("notes")', message="failing change")
 
 
 def environment(url: URL, **extra: str) -> dict[str, str]:
@@ -231,7 +193,7 @@ def test_failing_revision_is_journaled(project: Path, url_fixture: str, autocomm
     """A revision that raises: failed and rolled back where DDL is transactional, half-applied where it is not."""
     url: URL = request.getfixturevalue(url_fixture)
     backend = url.get_backend_name()
-    add_revision(project, FAILING_REVISION.replace("AUTOCOMMIT:", f"{autocommit}:"))
+    add_revision(project, failing_revision(autocommit))
     env = environment(url)
     failed = run_invoke(project, "migrate", env=env)
     assert failed.returncode == 4, failed.stderr
@@ -256,8 +218,8 @@ def test_failing_revision_is_journaled(project: Path, url_fixture: str, autocomm
 
 def test_several_heads_refused_before_any_change(project: Path, sqlite_url: URL, engine: sa.Engine) -> None:
     """Two heads in the scripts: migrate refuses (6) naming both, nothing runs, status --check exits 7."""
-    add_revision(project, SLOW_REVISION.replace('down_revision = "0002"', 'down_revision = "0001"'),
-                 "0003_branch.py")
+    add_revision(project, revision_source(SLOW_UPGRADE, DROP_BOTH, message="slow change", down_revision="0001",
+                                          header=SLOW_REVISION_HEADER), "0003_branch.py")
     env = environment(sqlite_url)
     refused = run_invoke(project, "migrate", env=env)
     assert refused.returncode == 6

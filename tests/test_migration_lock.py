@@ -119,11 +119,7 @@ def test_sigterm_while_waiting_for_the_lock_exits_promptly(backend: str, task: s
 def test_sigterm_during_a_step_finishes_the_step_then_releases_the_lock(postgres_url: URL, project: Path) -> None:
     """SIGTERM in the middle of a revision lets it commit, stops before the next one (exit 8), frees the lock."""
     add_slow_revision(project, 1.5)
-    (project / "alembic" / "versions" / "0004_after.py").write_text(
-        (project / "alembic" / "versions" / "0003_slow.py").read_text()
-        .replace('"0003"', '"0004"').replace('down_revision = "0002"', 'down_revision = "0003"')
-        .replace("Revision ID: 0003", "Revision ID: 0004").replace("Revises: 0002", "Revises: 0003")
-        .replace('"nickname"', '"nickname2"'))
+    add_slow_revision(project, 1.5, revision="0004", down_revision="0003", column="nickname2")
     process = spawn(project, "migrate", env=clean_env(DATABASE_URL=plain(postgres_url)))
     stream = EventStream(process)
     try:

@@ -11,7 +11,7 @@ from bot.config import load_config
 from bot.notify import notify_admins
 from tests.conftest import TOKEN, clean_env, events_named, run_invoke
 from tests.fake_telegram import FakeTelegram
-from tests.test_start import BROKEN_REVISION
+from tests.helpers_db import BROKEN_REVISION
 
 
 def test_every_admin_gets_the_notice_without_secrets(telegram: FakeTelegram,

@@ -11,29 +11,7 @@ from pathlib import Path
 
 from tests.conftest import TOKEN, clean_env, events_named, json_lines, run_invoke
 from tests.fake_telegram import FakeTelegram
-
-BROKEN_REVISION = '''"""broken on purpose
-
-Revision ID: 0003
-Revises: 0002
-"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("users", sa.Column("nickname", sa.String(32)))
-    op.execute("SELECT * FROM table_that_does_not_exist")
-
-
-def downgrade():
-    op.drop_column("users", "nickname")
-'''
+from tests.helpers_db import BROKEN_REVISION
 
 
 def start_process(project: Path, env: dict[str, str]) -> subprocess.Popen[str]:

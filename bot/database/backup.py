@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from bot.config import Config
-from bot.database.tools import MYSQL_BACKENDS, find_tool, mysql_option_file, postgres_environment, run_tool
+from bot.database.tools import MYSQL_BACKENDS, find_tool, last_line, mysql_option_file, postgres_environment, run_tool
 from bot.database.urls import database_label, where
 from bot.errors import Refused
 from bot.logs import get_logger
@@ -240,8 +240,7 @@ def _last_line_of(path: Path) -> str:
     with path.open("rb") as handle:
         handle.seek(0, os.SEEK_END)
         handle.seek(max(0, handle.tell() - 4096))
-        lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+        return last_line(handle.read().decode("utf-8", "replace"))
 
 
 def backups_of(directory: Path, label: str) -> list[Path]:

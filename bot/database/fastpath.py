@@ -81,7 +81,7 @@ def at_head(config: Config, *, ini: Path = ALEMBIC_INI) -> tuple[str, ...] | Non
         return _unsure("database has no revision")
     if unfinished:
         return _unsure("journal has unfinished entries", entries=len(unfinished))
-    manifest = fresh_manifest(ini, rebuild=True)
+    manifest = fresh_manifest(ini)
     if manifest is None:
         return None
     if len(manifest.heads) != 1:
@@ -94,19 +94,17 @@ def at_head(config: Config, *, ini: Path = ALEMBIC_INI) -> tuple[str, ...] | Non
 
 def script_heads(ini: Path = ALEMBIC_INI) -> tuple[str, ...]:
     """The scripts' heads: as at_head just proved them in this process, else from a fresh manifest or Alembic."""
-    manifest = _verified.get(ini) or fresh_manifest(ini, rebuild=True)
+    manifest = _verified.get(ini) or fresh_manifest(ini)
     if manifest is not None:
         return manifest.heads
     return tuple(_scripts(ini).get_heads())
 
 
-def fresh_manifest(ini: Path = ALEMBIC_INI, *, rebuild: bool = False) -> Manifest | None:
-    """The stored manifest if it still matches the files; else (rebuild) Alembic's answer, stored for next time."""
+def fresh_manifest(ini: Path = ALEMBIC_INI) -> Manifest | None:
+    """The stored manifest if it still matches the files; else Alembic's answer, stored for next time."""
     stored = read_manifest(manifest_path(ini))
     if stored is not None and _matches(stored, ini):
         return stored
-    if not rebuild:
-        return _unsure("manifest missing or stale")
     return build(ini)
 
 

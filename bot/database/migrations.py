@@ -177,11 +177,12 @@ def run_migrations_if_needed(config: Config | None = None) -> MigrationReport | 
 
     if at_head(config) is not None:
         return None
-    state = status(config)
-    _refuse_unsafe_state(state)
-    from bot.database.overview import refuse_if_half_applied  # overview builds on this module
+    from bot.database.overview import read_overview  # overview builds on this module
 
-    refuse_if_half_applied(config)
+    found = read_overview(config)  # one read: revisions, alembic_version and the journal
+    state = found.state
+    _refuse_unsafe_state(state)
+    journal.refuse_half_applied(found.half_applied, found.location)
     if state.pending:
         revisions = [info.revision for info in state.pending]
         if not config.is_production:

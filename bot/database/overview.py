@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from bot.config import Config
 from bot.database import journal
 from bot.database.engine import create_engine
-from bot.database.lock import database_lock
+from bot.database.lock import migration_lock
 from bot.database.migrations import RevisionInfo, Status, _history, _status
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
@@ -100,12 +100,6 @@ def check(overview: Overview) -> None:
                           "run `invoke migrate`, or see docs/JOURNAL.md for a half-applied revision")
 
 
-def refuse_if_half_applied(config: Config) -> None:
-    """The lock-free start path (no migration on start) refuses a half-applied database too."""
-    found = read_overview(config)
-    journal.refuse_half_applied(found.half_applied, found.location)
-
-
 def history_document(overview: Overview, limit: int | None = None) -> dict[str, object]:
     """`invoke history --json`: the graph newest first, each revision with its status word and journal facts."""
     revisions = overview.revisions if limit is None else overview.revisions[:limit]
@@ -165,8 +159,7 @@ def _read_rows(connection: Connection) -> tuple[tuple[str, ...], int | None, lis
 async def _lock_is_free(engine: Any, config: Config) -> bool:
     """Try the migration lock once, without waiting: free means no migration is running right now."""
     try:
-        async with database_lock(engine, config.database_url, "migration", 0,
-                                 waiting_event="waiting for migration lock"):
+        async with migration_lock(engine, config.database_url, 0):
             return True
     except LockTimeout:
         return False

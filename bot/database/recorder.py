@@ -65,7 +65,7 @@ class StepRecorder:
         self.entry_id = journal.committed(self.connection, lambda conn: journal.insert_entry(
             conn, kind=journal.STEP, status=journal.RUNNING, who=self.who, started_at=self.started_at,
             description=planned.message, revision=planned.revision, direction=self.direction,
-            from_revision=_joined(planned.source), to_revision=_joined(planned.destination),
+            from_revision=joined(planned.source), to_revision=joined(planned.destination),
             transactional=self.transactional))
 
     def step_finished(self) -> None:
@@ -122,6 +122,7 @@ def estimate_remaining(remaining: Sequence[str], known: Mapping[str, float],
     return sum(known_part) + unknown * average, source
 
 
-def _joined(revisions: Iterable[str]) -> str | None:
+def joined(revisions: Iterable[str]) -> str | None:
+    """A revision tuple as one stored or logged value (None for base)."""
     items = list(revisions)
     return ",".join(items) if items else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from alembic.config import Config as AlembicConfig
@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from bot.database.recorder import StepRecorder, estimate_remaining
+from bot.database.recorder import StepRecorder, estimate_remaining, joined
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard
 
@@ -77,8 +77,8 @@ class StepObserver:
             remaining_ms, estimate_source = estimate_remaining(
                 revisions[position:], self.recorder.known_durations if self.recorder is not None else {}, durations)
             log.info("migration applied" if self.direction == "upgrade" else "migration reverted",
-                     revision=result.revision, previous_revision=_one(result.source),
-                     target_revision=_one(result.destination), message=result.message,
+                     revision=result.revision, previous_revision=joined(result.source),
+                     target_revision=joined(result.destination), message=result.message,
                      duration_ms=round(result.duration_ms, 1), position=f"{position}/{self.total}",
                      elapsed_ms=round((time.perf_counter() - run_started) * 1000, 1),
                      remaining_ms=None if remaining_ms is None else round(remaining_ms, 1),
@@ -97,11 +97,6 @@ def _result(step: RevisionStep, direction: str, duration_ms: float) -> StepResul
     planned = plan(step)
     return StepResult(planned.revision, direction, planned.message, planned.source, planned.destination, duration_ms)
 
-
-def _one(revisions: Iterable[str]) -> str | None:
-    """A revision tuple as one loggable value (None for base)."""
-    items = list(revisions)
-    return ",".join(items) if items else None
 
 
 def current_heads(connection: Connection) -> tuple[str, ...]:

@@ -203,7 +203,7 @@ async def _remove_leftover_webhook(bot: Bot) -> None:
         if info.url:
             log.warning("leftover webhook removed", bot_id=bot.id, url=info.url,
                         pending_updates=info.pending_update_count)
-        await bot.delete_webhook(drop_pending_updates=False)
+            await bot.delete_webhook(drop_pending_updates=False)
     except TelegramAPIError as error:
         # Polling retries on its own; if a webhook is really set, `polling conflict` will say so.
         log.warning("webhook check failed", bot_id=bot.id, reason=error.message)
@@ -221,9 +221,9 @@ async def _acknowledge(bot: Bot, tracker: HandlerTracker) -> None:
 
 
 async def _get_me(bot: Bot) -> Any:
-    """getMe, with the two ways it fails turned into one clear line each."""
+    """getMe (cached on the Bot, so polling does not ask again), each way it fails turned into one clear line."""
     try:
-        return await bot.get_me()
+        return await bot.me()
     except TelegramUnauthorizedError:
         raise ConfigError("Telegram rejected BOT_TOKEN", "getMe answered 401 Unauthorized",
                           "copy the token again from @BotFather") from None

@@ -20,12 +20,6 @@ class HandlerTracker(BaseMiddleware):
     def __init__(self) -> None:
         self._running: dict[asyncio.Task[Any], int] = {}
         self.last_update_id: int | None = None
-        self.cut_update_ids: list[int] = []
-
-    @property
-    def in_flight(self) -> int:
-        """Updates whose handlers have not returned yet."""
-        return len(self._running)
 
     def confirm_offset(self) -> int | None:
         """The getUpdates offset that acknowledges every update this process received.
@@ -58,7 +52,6 @@ class HandlerTracker(BaseMiddleware):
         log.info("draining", in_flight=len(tasks), timeout_s=timeout)
         _done, pending = await asyncio.wait(tasks, timeout=timeout) if timeout > 0 else (set(), set(tasks))
         cut_ids = sorted(self._running.get(task, -1) for task in pending)
-        self.cut_update_ids = [update_id for update_id in cut_ids if update_id >= 0]
         for task in pending:
             task.cancel()
         if pending:
