@@ -98,11 +98,13 @@ def test_unconfirmed_rollback_changes_nothing(sqlite_url: URL) -> None:
     """A confirmation that says no refuses the rollback and every table stays."""
     config = Config(database_url=sqlite_url)
     migrations.upgrade(config)
+    before = inspect_schema(sqlite_url)
     seen = []
     with pytest.raises(Refused):
         migrations.rollback_to_base(config, confirm=lambda plan: seen.append(plan) or False)
     assert [step.revision for step in seen[0].steps] == ["0002", "0001"]
-    assert "users" in inspect_schema(sqlite_url)
+    assert inspect_schema(sqlite_url) == before
+    assert migrations.status(config).current == ("0002",)
 
 
 def test_unknown_database_revision_is_refused(sqlite_url: URL) -> None:
@@ -111,10 +113,13 @@ def test_unknown_database_revision_is_refused(sqlite_url: URL) -> None:
     migrations.upgrade(config)
     execute(sqlite_url, "UPDATE alembic_version SET version_num = 'ffff'")
     assert migrations.status(config).unknown == ("ffff",)
+    before = inspect_schema(sqlite_url)
     with pytest.raises(Refused, match="ffff"):
         migrations.upgrade(config)
     with pytest.raises(Refused, match="ffff"):
         migrations.rollback(config)
+    assert execute(sqlite_url, "SELECT version_num FROM alembic_version") == [("ffff",)]
+    assert inspect_schema(sqlite_url) == before
 
 
 def test_development_refuses_a_stale_schema(sqlite_url: URL) -> None:
@@ -128,6 +133,7 @@ def test_development_refuses_a_stale_schema(sqlite_url: URL) -> None:
 
 
 def test_production_migrates_on_start(sqlite_url: URL) -> None:
-    """In production, run_migrations_if_needed upgrades to head."""
+    """In production, run_migrations_if_needed upgrades to head (is_production says which mode applies)."""
+    assert migrations.is_production(Config(env="production")) and not migrations.is_production(Config())
     report = migrations.run_migrations_if_needed(Config(env="production", database_url=sqlite_url))
     assert report is not None and report.after == ("0002",)

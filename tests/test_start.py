@@ -108,3 +108,14 @@ def test_sigterm_before_polling_stops_cleanly(project: Path, telegram: FakeTeleg
     assert events_named(stderr, "stopped before polling")
     assert "Traceback" not in stderr
     assert telegram.calls_to("getUpdates") == []
+
+
+def test_revoked_token_exits_2_without_polling(project: Path, telegram: FakeTelegram) -> None:
+    """A token Telegram rejects (getMe 401) stops start with exit 2 and one clear line, before any getUpdates."""
+    telegram.fail_methods["getMe"] = (401, "Unauthorized")
+    result = run_invoke(project, "start", env=clean_env(ENV="production", BOT_TOKEN=TOKEN,
+                                                       TELEGRAM_API_URL=telegram.url))
+    assert result.returncode == 2, result.stderr
+    assert "Telegram rejected BOT_TOKEN" in json_lines(result.stderr)[-1]["error"]
+    assert telegram.calls_to("getMe") and not telegram.calls_to("getUpdates")
+    assert TOKEN.split(":")[1] not in result.stderr

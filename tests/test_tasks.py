@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from invoke import Collection
+
 from tests.conftest import clean_env, json_lines, run_invoke
 
 
 def test_every_task_and_flag_is_explained(project: Path) -> None:
-    """`invoke --list` names every task and `--help` describes every flag."""
+    """`invoke --list` names every task of tasks.py and `--help TASK` describes every one of its flags."""
+    import tasks
+
     env = clean_env()
-    listing = run_invoke(project, "--list", env=env).stdout
-    for name in ("migrate", "rollback", "rollback-base", "history", "status", "revision", "start"):
-        assert name in listing
-    help_text = run_invoke(project, "--help", "rollback", env=env).stdout
-    for flag in ("--steps", "--to", "--yes"):
-        line = next(line for line in help_text.splitlines() if line.strip().startswith("-") and flag in line)
-        assert len(line.split(flag, 1)[1].strip()) > 10, f"{flag} has no help"
+    collection = Collection.from_module(tasks)
+    listing = run_invoke(project, "--list", env=env).stdout.split()
+    assert len(collection.tasks) >= 11
+    for name, task_ in collection.tasks.items():
+        assert name in listing, f"{name} missing from --list"
+        assert (task_.__doc__ or "").strip(), f"{name} has no docstring"
+        help_text = run_invoke(project, "--help", name, env=env).stdout
+        for parameter in inspect.signature(task_.body).parameters.values():
+            if parameter.name == "c":
+                continue
+            flag = "--" + parameter.name.replace("_", "-")
+            line = next((line for line in help_text.splitlines() if line.strip().startswith("-") and flag in line),
+                        None)
+            assert line is not None, f"{name}: {flag} is not in --help"
+            assert len(line.split(flag, 1)[1].split(None, 1)[-1].strip()) > 10, f"{name}: {flag} has no help"
 
 
 def test_status_and_history_print_tables_on_stdout(project: Path) -> None:
@@ -67,7 +80,9 @@ def test_revision_writes_the_next_numbered_file(project: Path) -> None:
     path = Path(result.stdout.strip())
     assert path.name == "0003_add_settings.py" and path.parent == project / "alembic" / "versions"
     assert re.search(r"^down_revision\b.*=\s*['\"]0002['\"]", path.read_text(), re.MULTILINE)
-    assert run_invoke(project, "revision", env=env).returncode == 2
+    empty = run_invoke(project, "revision", env=env)
+    assert empty.returncode == 2 and "message is empty" in json_lines(empty.stderr)[-1]["error"]
+    assert sorted(p.name for p in path.parent.glob("0003_*.py")) == ["0003_add_settings.py"]
 
 
 def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
@@ -99,3 +114,14 @@ def test_rollback_steps_flag_from_the_command_line(project: Path) -> None:
     done = run_invoke(project, "rollback", "--steps", "2", "--no-backup", env=env)
     assert done.returncode == 0, done.stderr
     assert run_invoke(project, "status", env=env).stdout.startswith("current  base")
+
+
+def test_stamp_to_a_bad_target_is_an_input_error(project: Path) -> None:
+    """`stamp --to` an unknown or empty revision exits 2 and leaves alembic_version as it was."""
+    env = clean_env()
+    run_invoke(project, "migrate", "--to", "0001", env=env)
+    for target in ("nope", ""):
+        result = run_invoke(project, "stamp", "--to", target, "--yes", env=env)
+        assert result.returncode == 2, result.stderr
+        assert "stamp" in json_lines(result.stderr)[-1]["error"]
+    assert run_invoke(project, "status", env=env).stdout.startswith("current  0001")
