@@ -13,18 +13,13 @@ from bot.errors import MigrationFailed
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False) -> None:
     """Upgrade under the migration lock (production: review, and backup when BACKUP_BEFORE_MIGRATE=true)."""
-    from dataclasses import replace
-
-    from bot.database.safeguards import upgrade_guards
-
     def command(config: Config) -> None:
         if sql:
             _print_sql(config, "upgrade", to)
             return
-        if no_backup:
-            config = replace(config, backup_before_migrate=False)
+        config = _with_flags(config, allow_destructive=allow_destructive, no_backup=no_backup)
         try:
-            migrations.upgrade(config, to=to, safeguards=upgrade_guards(config, allow_destructive=allow_destructive))
+            migrations.upgrade(config, to=to)
         except MigrationFailed as error:
             from bot.notify import alert_migration_failed
 
@@ -153,12 +148,20 @@ def revision(message: str, autogenerate: bool = False) -> None:
 
 def start(allow_destructive: bool = False) -> None:
     """The startup sequence: migrate when production says so, refuse a stale schema, run the bot."""
-    from dataclasses import replace
-
     from bot.startup import start as start_bot
 
-    run(lambda config: start_bot(replace(config, allow_destructive_migrations=True) if allow_destructive
-                                 else config), log_summary=True)
+    run(lambda config: start_bot(_with_flags(config, allow_destructive=allow_destructive)), log_summary=True)
+
+
+def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: bool = False) -> Config:
+    """Command-line flags override their variables for this one run (the guards read only the Config)."""
+    from dataclasses import replace
+
+    if allow_destructive:
+        config = replace(config, allow_destructive_migrations=True)
+    if no_backup:
+        config = replace(config, backup_before_migrate=False)
+    return config
 
 
 def doctor(as_json: bool = False) -> None:

@@ -22,13 +22,11 @@ from sqlalchemy.engine import URL, Connection
 from bot.config import Config
 from bot.database import journal
 from bot.database.backup import backup_kind, take_backup, verify_backup
-from bot.database.engine import create_engine
 from bot.database.lock import migration_lock
 from bot.database.scripts import TOOLKIT_TABLES, alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.tools import MYSQL_BACKENDS, find_tool, mysql_option_file, postgres_environment, run_tool
 from bot.database.urls import database_label, where
-from bot.database.waiting import open_connection
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard, run_guarded
@@ -63,6 +61,8 @@ def restore(config: Config, path: Path, *, confirm: Any = None, backup_first: bo
                           f"and DATABASE_URL is {backend}", "pick a backup of this database")
     verify_backup(path, backend)
     revision = backup_revision(path, kind)
+    from bot.database.migrations import _known
+
     scripts = load_scripts(alembic_config(config))
     unknown = [rev for rev in revision if not _known(scripts, rev)]
     if unknown:
@@ -82,12 +82,6 @@ def _existing(path: Path) -> Path:
                           "pass the path of a file in BACKUP_DIR")
     return path.resolve()
 
-
-def _known(scripts: Any, revision: str) -> bool:
-    try:
-        return scripts.get_revision(revision) is not None
-    except Exception:  # noqa: BLE001 - Alembic raises several resolution errors for an unknown id
-        return False
 
 
 def backup_revision(path: Path, kind: str) -> tuple[str, ...]:
@@ -124,58 +118,51 @@ def backup_tables(path: Path, kind: str) -> set[str] | None:
 async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[str, ...], confirm: Any,
                          backup_first: bool, guard: ShutdownGuard) -> RestoreReport:
     """Lock, confirm, safety backup, restore, put the journal back, journal the restore."""
-    from bot.database.migrations import Plan, _ask
+    from bot.database.migrations import Plan, _ask, _connection
 
     url = config.database_url
-    engine = create_engine(url, for_migrations=True)
-    try:
-        connection = await open_connection(engine, url, config.db_wait_timeout)
-        try:
-            async with migration_lock(engine, url, config.migration_lock_timeout):
-                who = journal.origin(config.env)
-                before = await connection.run_sync(current_heads)
-                await connection.run_sync(journal.prepare, who)
-                planned = Plan("restore", database_label(url), where(url), before, "+".join(revision) or "base",
-                               (), source=str(path))
-                if confirm is not None and not await _ask(confirm, planned):
-                    raise Refused(f"restore of {where(url)} was not confirmed", "the answer did not match",
-                                  "run it again and type the database name, or pass --yes")
-                started_at, started = journal.now(), time.perf_counter()
-                existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-                await connection.run_sync(_tables_free, existing, config.ddl_lock_timeout)
-                safety = None
-                if backup_first:
-                    safety = take_backup(config, before, reason="restore").path
-                else:
-                    log.warning("backup skipped", database=where(url), reason="--no-backup")
-                kept = await connection.run_sync(_snapshot)
-                await connection.rollback()
-                log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
-                guard.enter_critical()
-                try:
-                    await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
-                except MigrationFailed as error:
-                    # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
-                    await connection.run_sync(_put_back, kept)
-                    await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
-                    raise
-                else:
-                    await connection.run_sync(_drop_orphans, kind, path, existing)
-                    await connection.run_sync(_put_back, kept)
-                finally:
-                    guard.leave_critical()
-                after = await connection.run_sync(current_heads)
-                duration = (time.perf_counter() - started) * 1000
-                await connection.run_sync(_journal, config, who, path, before, after, safety, started_at)
-                log.info("restore complete", database=where(url), path=str(path), before=list(before),
-                         revision=",".join(after) or None, duration_ms=round(duration, 1),
-                         safety_backup=str(safety) if safety else None)
-                guard.raise_if_requested()
-                return RestoreReport(path, before, after, safety, duration)
-        finally:
-            await connection.close()
-    finally:
-        await engine.dispose()
+    async with _connection(config) as (engine, connection):
+        async with migration_lock(engine, url, config.migration_lock_timeout):
+            who = journal.origin(config.env)
+            before = await connection.run_sync(current_heads)
+            await connection.run_sync(journal.prepare, who)
+            planned = Plan("restore", database_label(url), where(url), before, "+".join(revision) or "base",
+                           (), source=str(path))
+            if confirm is not None and not await _ask(confirm, planned):
+                raise Refused(f"restore of {where(url)} was not confirmed", "the answer did not match",
+                              "run it again and type the database name, or pass --yes")
+            started_at, started = journal.now(), time.perf_counter()
+            existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+            await connection.run_sync(_tables_free, existing, config.ddl_lock_timeout)
+            safety = None
+            if backup_first:
+                safety = take_backup(config, before, reason="restore").path
+            else:
+                log.warning("backup skipped", database=where(url), reason="--no-backup")
+            kept = await connection.run_sync(_snapshot)
+            await connection.rollback()
+            log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
+            guard.enter_critical()
+            try:
+                await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
+            except MigrationFailed as error:
+                # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
+                await connection.run_sync(_put_back, kept)
+                await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
+                raise
+            else:
+                await connection.run_sync(_drop_orphans, kind, path, existing)
+                await connection.run_sync(_put_back, kept)
+            finally:
+                guard.leave_critical()
+            after = await connection.run_sync(current_heads)
+            duration = (time.perf_counter() - started) * 1000
+            await connection.run_sync(_journal, config, who, path, before, after, safety, started_at)
+            log.info("restore complete", database=where(url), path=str(path), before=list(before),
+                     revision=",".join(after) or None, duration_ms=round(duration, 1),
+                     safety_backup=str(safety) if safety else None)
+            guard.raise_if_requested()
+            return RestoreReport(path, before, after, safety, duration)
 
 
 def _tables_free(connection: Connection, tables: set[str], timeout: float) -> None:

@@ -28,12 +28,11 @@ REVIEW = "review"
 BACKUP = "backup"
 
 
-def upgrade_guards(config: Config, *, allow_destructive: bool = False) -> tuple[Guard, ...]:
+def upgrade_guards(config: Config) -> tuple[Guard, ...]:
     """Production upgrades: review the pending revisions, then back up when BACKUP_BEFORE_MIGRATE=true."""
     if not config.is_production:
         return ()
-    enforce = not (allow_destructive or config.allow_destructive_migrations)
-    guards: list[Guard] = [review_guard(config, enforce=enforce)]
+    guards: list[Guard] = [review_guard(config, enforce=not config.allow_destructive_migrations)]
     if config.backup_before_migrate:
         guards.append(backup_guard(config))
     return tuple(guards)
