@@ -6,10 +6,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:  # aiohttp.web loads only when a health or webhook listener is configured
+    from aiohttp import web
 
 from bot import __version__
 from bot.database.waiting import reason
@@ -70,6 +73,8 @@ async def check_database(engine: AsyncEngine, state: RuntimeState) -> Check:
 
 def add_health_routes(app: web.Application, state: RuntimeState, database: DatabaseCheck) -> None:
     """Mount /healthz and /readyz on an aiohttp application (the webhook's own, or a dedicated one)."""
+    from aiohttp import web
+
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", **_identity(state)})
@@ -108,6 +113,8 @@ def _serving(state: RuntimeState) -> Check:
 
 async def start_site(app: web.Application, host: str, port: int, *, purpose: str) -> web.AppRunner:
     """Listen on host:port; a port already in use is a clear configuration error."""
+    from aiohttp import web
+
     from bot.errors import ConfigError
 
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

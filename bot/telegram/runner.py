@@ -6,11 +6,10 @@ import asyncio
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.config import Config
@@ -26,7 +25,9 @@ from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.conflict import ConflictWatch
 from bot.telegram.leader import LeaderElection
 from bot.telegram.tracker import HandlerTracker
-from bot.telegram.webhook import serve_webhook
+
+if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
+    from aiohttp import web
 
 log = get_logger("bot.telegram")
 
@@ -117,6 +118,8 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
     drained = cut = 0
     try:
         if config.health_port and not shared_port:
+            from aiohttp import web
+
             app = web.Application()
             mount_health(app)
             health_runner = await start_site(app, config.health_host, config.health_port, purpose="health")
@@ -130,6 +133,8 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
                                                applied=start.applied, duration_ms=start.duration_ms, role=role))
 
         if config.mode == "webhook":
+            from bot.telegram.webhook import serve_webhook
+
             started("webhook (every replica serves)")
             drained, cut = await serve_webhook(config, bot, dispatcher, tracker, state, stopper.event,
                                                mount_health if shared_port else None)
