@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -85,6 +86,13 @@ def mariadb_url() -> Iterator[URL]:
 def any_url(request: pytest.FixtureRequest) -> URL:
     """The same test on each backend."""
     return request.getfixturevalue(f"{request.param}_url" if request.param != "postgresql" else "postgres_url")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def plain(url: URL) -> str:

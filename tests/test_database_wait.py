@@ -17,17 +17,11 @@ from sqlalchemy.engine import URL
 
 from bot import commands
 from bot.database.waiting import is_transient
-from tests.conftest import TOKEN, clean_env, events_named, json_lines, plain, run_invoke
+from tests.conftest import TOKEN, clean_env, events_named, free_port, json_lines, plain, run_invoke
 from tests.helpers_db import EventStream, run_task, spawn, versions
 
 PASSWORD = "Sup3r-s3cret-pw"
 
-
-def free_port() -> int:
-    """A port nothing listens on (the kernel just handed it out and we closed it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class DelayedProxy:

@@ -12,10 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import URL
 
 from bot.health import Check, RuntimeState, add_health_routes
-from tests.conftest import PG_ADMIN, TOKEN, clean_env, plain
+from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.fake_telegram import FakeTelegram
 from tests.test_leader import Replica, http_json, wait_until
-from tests.test_webhook import free_port
 
 
 def test_readyz_names_each_failing_check_and_healthz_stays_up() -> None:

@@ -160,7 +160,7 @@ def http_json(url: str) -> tuple[int, dict[str, Any]]:
 @pytest.mark.slow
 def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: URL, telegram: FakeTelegram) -> None:
     """Two `invoke start` replicas: exactly one polls; SIGKILL it and the other takes over and answers."""
-    from tests.test_webhook import free_port
+    from tests.conftest import free_port
 
     ports = [free_port(), free_port()]
     replicas = [Replica(project, clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url,

@@ -11,19 +11,14 @@ from pathlib import Path
 
 from tests.conftest import TOKEN, clean_env, events_named, json_lines, run_invoke
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_db import BROKEN_REVISION
-
-
-def start_process(project: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "invoke", "start"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from tests.helpers_db import BROKEN_REVISION, spawn
 
 
 def test_start_in_production_migrates_serves_and_stops_on_sigterm(project: Path, telegram: FakeTelegram) -> None:
     """Production start migrates an empty database, answers /start, stores the user, and exits 0 on SIGTERM."""
     database = project / "data" / "bot.db"
     env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
-    process = start_process(project, env)
+    process = spawn(project, "start", env=env)
     try:
         telegram.wait_for("getUpdates", token=TOKEN, timeout=30)
         telegram.push_message(TOKEN, "/start", user_id=555, first_name="Zoë")
@@ -94,7 +89,7 @@ def test_missing_token_fails_before_anything_connects(project: Path) -> None:
 def test_sigterm_before_polling_stops_cleanly(project: Path, telegram: FakeTelegram) -> None:
     """A SIGTERM during start-up ends the process promptly with a log line and no traceback."""
     env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
-    process = start_process(project, env)
+    process = spawn(project, "start", env=env)
     deadline = time.monotonic() + 30
     while not (project / "data" / "bot.db").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

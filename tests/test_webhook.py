@@ -17,17 +17,11 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.config import load_config
-from tests.conftest import TOKEN, events_named, plain
+from tests.conftest import TOKEN, events_named, free_port, plain
 from tests.fake_telegram import FakeTelegram
 
 SECRET = "s3cret-token_for-webhooks"
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def post(url: str, body: dict[str, Any], secret: str | None) -> tuple[int, str]:
