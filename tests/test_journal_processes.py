@@ -162,6 +162,8 @@ def test_kill_mid_revision_in_a_transaction_is_aborted_and_next_start_completes(
         assert json.loads(status.stdout)["in_progress"][0]["revision"] == "0003"
 
     start_killed_midway(project, env, readable_while_running)
+    history = json.loads(run_invoke(project, "history", "--json", env=env).stdout)
+    assert (history["half_applied"], history["revisions"][0]["status"]) == (False, "aborted")
     engine = sa.create_engine(sync_url(url))
     try:
         assert "notes" not in tables(engine)
@@ -181,6 +183,12 @@ def test_kill_mid_revision_in_a_transaction_is_aborted_and_next_start_completes(
         assert {"notes", "tags"} <= tables(engine)
         found = [(entry.revision, entry.status) for entry in steps(engine) if entry.revision == "0003"]
         assert found == [("0003", "aborted"), ("0003", "applied")]
+        aborted = next(entry for entry in steps(engine) if entry.status == "aborted")
+        assert aborted.transactional is True and "rolled it back" in (aborted.error or "")
+        with engine.connect() as connection:
+            runs = list(reversed(journal.entries(connection, kinds=("run",))))
+        assert [(run.status, run.to_revision) for run in runs] == [("aborted", "0003"), ("ok", "0003")]
+        assert runs[0].pid == aborted.pid != runs[1].pid
     finally:
         engine.dispose()
 

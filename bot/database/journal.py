@@ -13,7 +13,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -56,10 +56,12 @@ FAILED = "failed"
 ABORTED = "aborted"
 HALF_APPLIED = "half-applied"
 STAMPED = "stamped"
+OK = "ok"
 UNFINISHED = (RUNNING, HALF_APPLIED)
 
 STEP = "step"
 STAMP = "stamp"
+RUN = "run"
 
 ERROR_LIMIT = 500
 
@@ -171,6 +173,10 @@ class Entry:
     environment: str
     resolved_by: int | None
     details: str | None
+
+    def origin(self) -> Origin:
+        """Who wrote this row."""
+        return Origin(self.host, self.pid, self.os_user, self.app_version, self.environment)
 
     def as_json(self) -> dict[str, object]:
         """The row as JSON-ready data: ISO-8601 UTC times, details parsed back into an object."""
@@ -297,6 +303,43 @@ def insert_entry(connection: Connection, *, kind: str, status: str, who: Origin,
     return int(result.inserted_primary_key[0])
 
 
+def insert_run(connection: Connection, *, who: Origin, direction: str, started_at: datetime,
+               steps: Sequence[tuple[str, str, str | None, str | None]]) -> int:
+    """A running `run` row for a transactional run, listing its steps as (revision, message, from, to)."""
+    destination = steps[-1][3]
+    return insert_entry(connection, kind=RUN, status=RUNNING, who=who, started_at=started_at,
+                        description=f"{direction} of {len(steps)} revision(s) to {destination or 'base'}",
+                        direction=direction, from_revision=steps[0][2], to_revision=destination, transactional=True,
+                        details=json.dumps({"steps": [list(step) for step in steps]}, separators=(",", ":")))
+
+
+def close_run(connection: Connection, run_id: int, *, started_at: datetime, success: bool,
+              error: str | None = None) -> None:
+    """End a run row in the caller's transaction: `ok`, or `failed` with the error summary."""
+    finished_at = now()
+    update_entry(connection, run_id, status=OK if success else FAILED, success=success, error=error,
+                 finished_at=finished_at, duration_ms=(finished_at - started_at).total_seconds() * 1000)
+
+
+def interrupted_step(run: Entry, later: Iterable[Entry]) -> dict[str, object] | None:
+    """The planned step an open run is in, or died in: the first one without a row of its own.
+
+    `later` holds rows written after the run row. None when the run's last step row is itself open (its
+    DDL commits as it goes, so that row tells) or every planned step has a row.
+    """
+    mine = sorted((entry for entry in later if entry.kind == STEP and entry.id > run.id
+                   and (entry.host, entry.pid) == (run.host, run.pid)), key=lambda entry: entry.id)
+    if mine and mine[-1].status in UNFINISHED:
+        return None
+    planned = json.loads(run.details or "{}").get("steps", [])
+    if len(mine) >= len(planned):
+        return None
+    revision, message, source, destination = planned[len(mine)]
+    since = mine[-1].finished_at if mine and mine[-1].finished_at else run.started_at
+    return {"revision": revision, "description": message, "from_revision": source, "to_revision": destination,
+            "started_at": since}
+
+
 def update_entry(connection: Connection, entry_id: int, **values: object) -> None:
     """Change one row in the caller's transaction."""
     connection.execute(update(journal).where(journal.c.id == entry_id).values(**values))
@@ -387,14 +430,17 @@ def durations(connection: Connection, direction: str) -> dict[str, float]:
 def settle(connection: Connection, who: Origin) -> list[Entry]:
     """Under the migration lock: close what dead runs left open and return the unresolved half-applied rows.
 
-    A running row here belongs to a process that is gone (it would hold the lock otherwise). If its step
-    ran in a transaction, the database rolled it back: the row becomes aborted and the step simply runs
-    again. If not, its DDL may have committed in part: the row becomes half-applied.
+    A running row here belongs to a process that is gone (it would hold the lock otherwise). A run row
+    means the database rolled its current step back: that step gets an aborted entry and simply runs
+    again. A step row means its DDL may have committed in part: it becomes half-applied.
     """
     def work(conn: Connection) -> list[Entry]:
         found = open_entries(conn)
         for entry in found:
             if entry.status != RUNNING:
+                continue
+            if entry.kind == RUN:
+                _abort_run(conn, entry, who)
                 continue
             status = ABORTED if entry.transactional else HALF_APPLIED
             note = ("the process ended before the step finished; the database rolled it back"
@@ -405,6 +451,21 @@ def settle(connection: Connection, who: Origin) -> list[Entry]:
         return [entry for entry in open_entries(conn) if entry.status == HALF_APPLIED]
 
     return committed(connection, work)
+
+
+def _abort_run(connection: Connection, run: Entry, who: Origin) -> None:
+    """Close a dead run's row and give the step it died in an aborted entry, in the caller's transaction."""
+    found_by = f"found by pid {who.pid} on {who.host}"
+    later = [_entry(row) for row in connection.execute(
+        select(journal).where(journal.c.id > run.id, journal.c.kind == STEP).order_by(journal.c.id))]
+    step = interrupted_step(run, later)
+    if step is not None:
+        insert_entry(connection, kind=STEP, status=ABORTED, who=run.origin(), direction=run.direction,
+                     transactional=True, success=False,
+                     error=sanitize(f"the process ended during this step; the database rolled it back ({found_by})"),
+                     **step)
+    update_entry(connection, run.id, status=ABORTED, success=False,
+                 error=sanitize(f"the process ended before the run finished ({found_by})"))
 
 
 def half_applied_now(entries_found: Iterable[Entry], lock_free: bool) -> list[Entry]:

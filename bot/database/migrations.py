@@ -349,6 +349,7 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
                      target=target, database=where(url))
             try:
                 await connection.run_sync(run_steps, alembic_cfg, scripts, direction, target, observer)
+                await connection.run_sync(recorder.run_finished)
             except Exception as error:
                 written = await connection.run_sync(recorder.step_failed, error)
                 raise _failure(error, observer, url.get_backend_name(),

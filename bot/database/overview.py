@@ -8,7 +8,7 @@ probing the migration lock: held means a step is in progress, free means its pro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -170,33 +170,41 @@ def _combine(location: str, state: Status, infos: list[RevisionInfo], version: i
     """Give every revision its word from alembic_version and the journal."""
     open_rows = [entry for entry in reversed(rows) if entry.status in journal.UNFINISHED and entry.resolved_by is None]
     half = journal.half_applied_now(open_rows, lock_free)
-    in_progress = [] if lock_free else [entry for entry in open_rows if entry.status == journal.RUNNING]
+    open_steps = [_current_step(entry, rows) if entry.kind == journal.RUN else entry
+                  for entry in open_rows if entry.status == journal.RUNNING]
+    in_progress = [] if lock_free else [entry for entry in open_steps if entry is not None]
+    aborted = {entry.revision for entry in open_steps
+               if lock_free and entry is not None and entry.kind == journal.RUN and entry.direction == "upgrade"}
     half_revisions = {entry.revision for entry in half}
     steps = [entry for entry in rows if entry.kind == journal.STEP]
     records = []
     for info in infos:
         mine = [entry for entry in steps if entry.revision == info.revision]
         last_applied = next((entry for entry in mine if entry.status == journal.APPLIED), None)
-        records.append(RevisionRecord(info, _word(info, mine, half_revisions, lock_free), last_applied,
+        records.append(RevisionRecord(info, _word(info, mine, half_revisions, aborted), last_applied,
                                       mine[0] if mine else None))
     return Overview(location, state, tuple(records), tuple(half), tuple(in_progress), rows[0] if rows else None,
                     version)
 
 
+def _current_step(run: journal.Entry, rows: list[journal.Entry]) -> journal.Entry | None:
+    """An open run row narrowed to the step it is in (or died in), or None when that step has a row of its own."""
+    step = journal.interrupted_step(run, rows)
+    return None if step is None else replace(run, details=None, **step)
+
+
 def _word(info: RevisionInfo, mine: Iterable[journal.Entry], half_revisions: set[str | None],
-          lock_free: bool) -> str:
+          aborted: set[str | None]) -> str:
     """applied, pending, failed, aborted or half-applied, for one revision."""
     if info.revision in half_revisions:
         return journal.HALF_APPLIED
     if info.applied:
         return APPLIED
-    last_upgrade = next((entry for entry in mine if entry.direction == "upgrade"), None)
-    if last_upgrade is None:
-        return PENDING
-    if last_upgrade.status in (journal.FAILED, journal.ABORTED):
-        return last_upgrade.status
-    if last_upgrade.status == journal.RUNNING and lock_free and last_upgrade.transactional:
+    if info.revision in aborted:
         return journal.ABORTED
+    last_upgrade = next((entry for entry in mine if entry.direction == "upgrade"), None)
+    if last_upgrade is not None and last_upgrade.status in (journal.FAILED, journal.ABORTED):
+        return last_upgrade.status
     return PENDING
 
 

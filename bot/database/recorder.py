@@ -1,10 +1,12 @@
-"""Journal each migration step on the migration's own connection: a committed start row, then its end.
+"""Journal each migration step on its own connection, with no commit of its own where DDL is transactional.
 
-The start row commits before the step's transaction begins, so a killed process always leaves a
-trace. The end (status, finish time, duration) is written by Alembic's on_version_apply hook, inside
-the step's transaction right after alembic_version moved: where DDL is transactional the two commit
-or roll back together. A step that enters an autocommit block (CREATE INDEX CONCURRENTLY …) has its
-row flipped to non-transactional, committed, before the block runs.
+Where DDL is transactional (PostgreSQL, SQLite under the migration engine's recipe), one `run` row
+listing the planned steps commits before the first step, and each step's row is inserted by
+Alembic's on_version_apply hook inside the step's own transaction, so it commits or rolls back with
+the step. A process killed mid-step leaves an open run row; the next run, under the lock, turns it
+into an `aborted` entry for the first step it has no row for. Where DDL commits as it goes
+(MySQL/MariaDB, or once a step enters an autocommit block), a `running` row commits before the DDL
+runs, so a killed process always leaves a trace.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ log = get_logger("bot.migrations")
 
 @dataclass
 class StepRecorder:
-    """Writes one journal row per step; bound to the migration connection while the steps run."""
+    """Writes a run row and one journal row per step; bound to the migration connection while the steps run."""
 
     who: journal.Origin
     direction: str
@@ -37,6 +39,9 @@ class StepRecorder:
     known_durations: Mapping[str, float] = field(default_factory=dict)
     connection: Connection | None = None
     transactional: bool = True
+    run_id: int | None = None
+    run_started_at: datetime | None = None
+    planned: PlannedStep | None = None
     entry_id: int | None = None
     step_transactional: bool = True
     started_at: datetime | None = None
@@ -57,54 +62,116 @@ class StepRecorder:
                                                           self._options_changed):
             event.remove(self.connection, "set_connection_execution_options", self._options_changed)
 
-    def step_started(self, planned: PlannedStep) -> None:
-        """Commit a running row before the step's transaction begins."""
+    def run_started(self, steps: Sequence[PlannedStep]) -> None:
+        """Transactional DDL: commit one running `run` row naming every planned step, the only commit before them."""
         assert self.connection is not None, "bind() first"
-        self.step_transactional = self.transactional
+        if not self.transactional or not steps:
+            return
+        self.run_started_at = journal.now()
+        planned = [(step.revision, step.message, joined(step.source), joined(step.destination)) for step in steps]
+
+        def work(conn: Connection) -> int:
+            run_id = journal.insert_run(conn, who=self.who, direction=self.direction,
+                                        started_at=self.run_started_at, steps=planned)
+            _flush_commits(conn, False)
+            return run_id
+
+        self.run_id = journal.committed(self.connection, work)
+
+    def step_started(self, planned: PlannedStep) -> None:
+        """Remember the step; commit a running row first only where its DDL will commit as it goes."""
+        assert self.connection is not None, "bind() first"
+        self.planned, self.entry_id, self.step_transactional = planned, None, self.transactional
         self.started_at, self.started = journal.now(), time.perf_counter()
-        self.entry_id = journal.committed(self.connection, lambda conn: journal.insert_entry(
-            conn, kind=journal.STEP, status=journal.RUNNING, who=self.who, started_at=self.started_at,
-            description=planned.message, revision=planned.revision, direction=self.direction,
-            from_revision=joined(planned.source), to_revision=joined(planned.destination),
-            transactional=self.transactional))
+        if not self.transactional:
+            self.entry_id = journal.committed(self.connection, lambda conn: self._insert(conn, journal.RUNNING))
 
     def step_finished(self) -> None:
         """The step committed (and its row with it)."""
-        self.entry_id = None
+        self.planned, self.entry_id = None, None
+
+    def run_finished(self, connection: Connection) -> None:
+        """Every step committed: close the run row."""
+        if self.run_id is not None:
+            run_id, self.run_id = self.run_id, None
+            journal.committed(connection, lambda conn: self._close_run(conn, run_id, success=True))
 
     def step_failed(self, connection: Connection, error: BaseException) -> str | None:
-        """After a step raised: record it failed (rolled back) or half-applied (DDL stayed); returns the status."""
-        if self.entry_id is None:
-            return None
-        entry_id, self.entry_id = self.entry_id, None
-        status = journal.FAILED if self.step_transactional else journal.HALF_APPLIED
-        values = {"status": status, "success": False, "finished_at": journal.now(),
-                  "duration_ms": (time.perf_counter() - self.started) * 1000,
-                  "error": journal.error_summary(error, self.secrets)}
+        """After a step (or the run) raised: record the step failed or half-applied and close the run row.
+
+        Returns the step's status, or None when no step was running (a stop between steps).
+        """
+        planned, entry_id, run_id = self.planned, self.entry_id, self.run_id
+        status = None
+        if planned is not None:
+            status = journal.FAILED if self.step_transactional else journal.HALF_APPLIED
+        summary = journal.error_summary(error, self.secrets)
+        ending = {"status": status, "success": False, "finished_at": journal.now(),
+                  "duration_ms": (time.perf_counter() - self.started) * 1000, "error": summary}
+
+        def work(conn: Connection) -> None:
+            if entry_id is not None:
+                journal.update_entry(conn, entry_id, **ending)
+            elif planned is not None:
+                self._insert(conn, **ending)
+            if run_id is not None:
+                self._close_run(conn, run_id, success=False, error=summary)
+
         try:
             if connection.in_transaction():
                 connection.rollback()
-            journal.committed(connection, lambda conn: journal.update_entry(conn, entry_id, **values))
+            journal.committed(connection, work)
         except Exception as write_error:  # noqa: BLE001 - never hide the step's own error behind ours
             log.warning("journal write failed", entry_id=entry_id, status=status,
                         reason=journal.error_summary(write_error, self.secrets))
+        finally:
+            self.planned, self.entry_id, self.run_id = None, None, None
         return status
+
+    def _close_run(self, connection: Connection, run_id: int, *, success: bool, error: str | None = None) -> None:
+        assert self.run_started_at is not None
+        _flush_commits(connection, True)
+        journal.close_run(connection, run_id, started_at=self.run_started_at, success=success, error=error)
+
+    def _insert(self, connection: Connection, status: str, **values: object) -> int:
+        """This step's row, in the caller's transaction."""
+        assert self.planned is not None and self.started_at is not None
+        planned = self.planned
+        return journal.insert_entry(
+            connection, kind=journal.STEP, status=status, who=self.who, started_at=self.started_at,
+            description=planned.message, revision=planned.revision, direction=self.direction,
+            from_revision=joined(planned.source), to_revision=joined(planned.destination),
+            transactional=self.step_transactional, **values)
 
     def _version_applied(self, *, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         """Alembic's on_version_apply: alembic_version just moved, in the step's transaction; so does our row."""
-        if self.entry_id is None:
+        if self.planned is None:
             return
-        status = journal.APPLIED if self.direction == "upgrade" else journal.REVERTED
-        journal.update_entry(ctx.connection, self.entry_id, status=status, success=True,
-                             finished_at=journal.now(), duration_ms=(time.perf_counter() - self.started) * 1000)
+        ending = {"status": journal.APPLIED if self.direction == "upgrade" else journal.REVERTED,
+                  "success": True, "finished_at": journal.now(),
+                  "duration_ms": (time.perf_counter() - self.started) * 1000}
+        if self.entry_id is None:
+            self.entry_id = self._insert(ctx.connection, **ending)
+        else:
+            journal.update_entry(ctx.connection, self.entry_id, **ending)
 
     def _options_changed(self, connection: Connection, options: dict[str, Any]) -> None:
-        """An autocommit block is about to run: from here on this step's DDL commits as it goes."""
-        if (options.get("isolation_level") == "AUTOCOMMIT" and self.entry_id is not None
-                and self.step_transactional):
-            self.step_transactional = False
-            entry_id = self.entry_id
-            journal.committed(connection, lambda conn: journal.update_entry(conn, entry_id, transactional=False))
+        """An autocommit block is about to run: from here on this step's DDL commits as it goes, so commit its row."""
+        if options.get("isolation_level") != "AUTOCOMMIT" or self.planned is None or not self.step_transactional:
+            return
+        self.step_transactional = False
+        self.entry_id = journal.committed(connection, lambda conn: self._insert(conn, journal.RUNNING))
+
+
+def _flush_commits(connection: Connection, wait: bool) -> None:
+    """PostgreSQL: steps' commits return before their WAL is on disk; the run's closing commit waits as configured.
+
+    The closing commit's flush covers every earlier commit, so the run is as durable as one transaction when it
+    reports done; a server crash mid-run can only lose whole steps (each atomic with its row and
+    alembic_version), which the next run applies again. This saves one disk flush per revision.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("RESET synchronous_commit" if wait else "SET synchronous_commit TO off")
 
 
 def estimate_remaining(remaining: Sequence[str], known: Mapping[str, float],

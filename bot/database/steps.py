@@ -59,18 +59,22 @@ class StepObserver:
         self.total = len(steps)
         run_started = time.perf_counter()
         # Built once: per-step list comprehensions over the whole run made 1,000 revisions quadratic.
-        revisions = [step.revision.revision for step in steps]
+        plans = [plan(step) for step in steps]
+        revisions = [planned.revision for planned in plans]
         durations: list[float] = []
-        for position, step in enumerate(steps, 1):
+        if self.recorder is not None:
+            self.recorder.run_started(plans)
+        for position, (step, planned) in enumerate(zip(steps, plans, strict=True), 1):
             self.current, self.position, self.started_at = step, position, time.perf_counter()
             self.guard.enter_critical()
             if self.recorder is not None:
-                self.recorder.step_started(plan(step))
+                self.recorder.step_started(planned)
             yield step
             if self.recorder is not None:
                 self.recorder.step_finished()
             self.guard.leave_critical()
-            result = _result(step, self.direction, (time.perf_counter() - self.started_at) * 1000)
+            result = StepResult(planned.revision, self.direction, planned.message, planned.source,
+                                planned.destination, (time.perf_counter() - self.started_at) * 1000)
             self.results.append(result)
             durations.append(result.duration_ms)
             self.current = None
@@ -91,12 +95,6 @@ def plan(step: RevisionStep) -> PlannedStep:
     info = step.info
     return PlannedStep(revision=step.revision.revision, message=step.revision.doc or "",
                        source=tuple(info.source_revision_ids), destination=tuple(info.destination_revision_ids))
-
-
-def _result(step: RevisionStep, direction: str, duration_ms: float) -> StepResult:
-    planned = plan(step)
-    return StepResult(planned.revision, direction, planned.message, planned.source, planned.destination, duration_ms)
-
 
 
 def current_heads(connection: Connection) -> tuple[str, ...]:
