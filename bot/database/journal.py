@@ -128,6 +128,8 @@ journal_schema = Table(
     Column("changed_at", UtcDateTime, nullable=False),
 )
 
+_INSERT = journal.insert()
+
 # version N -> the function that brings a version-N journal to N+1 (DDL and data), in order.
 UPGRADES: dict[int, Callable[[Connection], None]] = {}
 
@@ -299,7 +301,8 @@ def insert_entry(connection: Connection, *, kind: str, status: str, who: Origin,
     """Insert one row in the caller's transaction and return its id."""
     row = {"kind": kind, "status": status, "started_at": started_at, "description": description[:255],
            **who.values(), **values}
-    result = connection.execute(journal.insert().values(**row))
+    # One prebuilt statement with parameters: a fresh .values() per row cost ~0.3 ms of SQLAlchemy coercion.
+    result = connection.execute(_INSERT, row)
     return int(result.inserted_primary_key[0])
 
 
