@@ -6,7 +6,13 @@ tasks stays fast and only `start` ever imports aiogram.
 
 from __future__ import annotations
 
+import sys
+
 from invoke import Context, task
+
+# Invoke turns bytecode writing off to keep tasks.pyc out of the tree; without the cache every call would
+# recompile the bot's modules and the revision files, so give the interpreter's own setting back.
+sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 
 
 @task(help={"to": "Revision to upgrade to (default: head).",

@@ -131,6 +131,20 @@ def test_revision_added_or_edited_after_the_last_run(tmp_path: Path, sqlite_url:
     assert_agrees(ini, sqlite_url, ("r7",))
 
 
+def test_graph_read_by_a_full_run_is_stored_only_for_unchanged_files(tmp_path: Path) -> None:
+    """The graph a full migration read is kept for the next start, but never when a file changed meanwhile."""
+    ini = make_scripts(tmp_path, LINEAR)
+    stored = fastpath.manifest_path(ini)
+    scripts = ScriptDirectory.from_config(AlembicConfig(str(ini)))
+    files = fastpath.snapshot(scripts, ini)
+    (tmp_path / "alembic" / "versions" / "r6_step.py").write_text(revision_file("r6", ("r5",)))
+    assert fastpath.remember(scripts, files) is None
+    assert fastpath.read_manifest(stored) is None
+    scripts = ScriptDirectory.from_config(AlembicConfig(str(ini)))
+    manifest = fastpath.remember(scripts, fastpath.snapshot(scripts, ini))
+    assert manifest is not None and manifest.heads == ("r6",) and fastpath.read_manifest(stored) == manifest
+
+
 def test_manifest_missing_corrupt_or_unwritable(tmp_path: Path, sqlite_url: URL,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """A missing or garbled manifest is rebuilt; where none can be written the answer is still right."""
@@ -186,12 +200,10 @@ def test_server_backends_through_the_sync_driver(tmp_path: Path, backend: str, r
 
 
 def test_noop_migrate_and_start_check_never_import_alembic(project: Path, tmp_path: Path) -> None:
-    """At head, `invoke migrate` logs the fast no-op; the start check loads neither Alembic nor asyncio SQLAlchemy."""
+    """Right after a real migrate, the start check and `invoke migrate` at head load neither Alembic nor asyncio."""
     env = clean_env(DATABASE_URL=plain(URL.create("sqlite", database=str(tmp_path / "bot.db"))), LOG_FORMAT="json")
     assert run_invoke(project, "migrate", env=env).returncode == 0
-    again = run_invoke(project, "migrate", env=env)
-    assert again.returncode == 0, again.stderr
-    assert events_named(again.stderr, "nothing to migrate")[0]["fast_path"] is True
+    assert fastpath.read_manifest(fastpath.manifest_path(project / "alembic.ini")) is not None
     probe = ("import sys; from bot.entry import run; from bot.database.migrations import run_migrations_if_needed;"
              "run(run_migrations_if_needed);"
              "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('alembic', 'aiogram'))}),"
@@ -200,3 +212,6 @@ def test_noop_migrate_and_start_check_never_import_alembic(project: Path, tmp_pa
                              timeout=60)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.strip() == "[] False"
+    again = run_invoke(project, "migrate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert events_named(again.stderr, "nothing to migrate")[0]["fast_path"] is True

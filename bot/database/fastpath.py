@@ -58,6 +58,16 @@ class Manifest:
     pinned: dict[str, str]  # racy file path -> sha256 of its content at build time
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The revision files' fingerprint, taken before Alembic read them, and when."""
+
+    ini: Path
+    version_dirs: tuple[str, ...]
+    fingerprint: dict[str, Any]
+    started_ns: int
+
+
 def manifest_path(ini: Path = ALEMBIC_INI) -> Path:
     """Beside the bytecode of the project (honouring PYTHONPYCACHEPREFIX for read-only trees)."""
     name = f"revision-manifest.{ini.stem}.json"
@@ -110,21 +120,40 @@ def fresh_manifest(ini: Path = ALEMBIC_INI) -> Manifest | None:
 
 def build(ini: Path = ALEMBIC_INI) -> Manifest | None:
     """Ask Alembic for the graph, and store it when the files did not change meanwhile; None if Alembic fails."""
-    started = time.time_ns()
     try:
         scripts = _scripts(ini)
-        version_dirs = tuple(str(path) for path in scripts._version_locations)
-        before = fingerprint(ini, version_dirs)
+        taken = snapshot(scripts, ini)
+    except Exception as error:  # noqa: BLE001 - the full path reports a broken history with its own words
+        return _unsure("alembic could not read the scripts", error=type(error).__name__)
+    return remember(scripts, taken)
+
+
+def snapshot(scripts: ScriptDirectory, ini: Path = ALEMBIC_INI) -> Snapshot:
+    """Fingerprint the files before Alembic reads its graph from them, so an edit made meanwhile shows."""
+    started = time.time_ns()
+    version_dirs = tuple(str(path) for path in scripts._version_locations)
+    return Snapshot(ini, version_dirs, fingerprint(ini, version_dirs), started)
+
+
+def remember(scripts: ScriptDirectory, taken: Snapshot) -> Manifest | None:
+    """Store the graph Alembic reads (or has just read) from the files as `taken` saw them; None when unsure.
+
+    The full migration path calls this too, so the first start after a release's `invoke migrate` is fast.
+    """
+    try:
         heads = tuple(scripts.get_heads())
         revisions = frozenset(script.revision for script in scripts.walk_revisions())
     except Exception as error:  # noqa: BLE001 - the full path reports a broken history with its own words
         return _unsure("alembic could not read the scripts", error=type(error).__name__)
     if _unsupported(scripts):
         return None
-    manifest = Manifest(before, heads, revisions, version_dirs, _pin_racy(version_dirs, started))
-    if fingerprint(ini, version_dirs) != before:
+    manifest = Manifest(taken.fingerprint, heads, revisions, taken.version_dirs,
+                        _pin_racy(taken.version_dirs, taken.started_ns))
+    if fingerprint(taken.ini, taken.version_dirs) != taken.fingerprint:
         return _unsure("revision files changed while reading them")
-    write_manifest(manifest, manifest_path(ini))
+    path = manifest_path(taken.ini)
+    if read_manifest(path) != manifest:
+        write_manifest(manifest, path)
     return manifest
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from bot.config import Config, load_config
-from bot.database import journal
+from bot.database import fastpath, journal
 from bot.database.engine import create_engine
 from bot.database.recorder import StepRecorder
 from bot.database.safeguards import bound_ddl_locks
@@ -112,9 +112,7 @@ def upgrade(config: Config | None = None, to: str = "head", *,
 
 def _already_at_head(config: Config) -> MigrationReport | None:
     """The no-op upgrade without Alembic or the asyncio layer, when bot.database.fastpath can prove it."""
-    from bot.database.fastpath import at_head
-
-    current = at_head(config)
+    current = fastpath.at_head(config)
     if current is None:
         return None
     log.info("nothing to migrate", direction="upgrade", target="head", current=list(current), fast_path=True)
@@ -173,9 +171,7 @@ def run_migrations_if_needed(config: Config | None = None) -> MigrationReport | 
     config = config or load_config()
     if config.migrate_on_start:
         return upgrade(config, "head")
-    from bot.database.fastpath import at_head
-
-    if at_head(config) is not None:
+    if fastpath.at_head(config) is not None:
         return None
     from bot.database.overview import read_overview  # overview builds on this module
 
@@ -319,11 +315,13 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
 
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
+    files = fastpath.snapshot(scripts)
     url = config.database_url
     async with _connection(config) as (engine, connection):
         async with migration_lock(engine, url, config.migration_lock_timeout):
             before = await connection.run_sync(current_heads)
             state = _status(scripts, before)
+            fastpath.remember(scripts, files)  # Alembic has just read the graph: the next no-op start reuses it
             if direction == "upgrade" and target == "head":
                 _refuse_unsafe_state(state)
             else:
