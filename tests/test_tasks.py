@@ -125,3 +125,18 @@ def test_stamp_to_a_bad_target_is_an_input_error(project: Path) -> None:
         assert result.returncode == 2, result.stderr
         assert "stamp" in json_lines(result.stderr)[-1]["error"]
     assert run_invoke(project, "status", env=env).stdout.startswith("current  0001")
+
+
+def test_commands_keep_the_bytecode_cache_unless_told_not_to(project: Path, tmp_path: Path) -> None:
+    """Invoke's switch-off does not stick: the bot's and the revisions' bytecode is cached, except under -B."""
+    database = f"sqlite:///{tmp_path / 'bot.db'}"
+    told_not_to = run_invoke(project, "migrate", env=clean_env(DATABASE_URL=database, PYTHONDONTWRITEBYTECODE="1"))
+    assert told_not_to.returncode == 0, told_not_to.stderr
+    assert not list(project.rglob("*.pyc"))
+    default = {key: value for key, value in clean_env(DATABASE_URL=database).items()
+               if key != "PYTHONDONTWRITEBYTECODE"}
+    shown = run_invoke(project, "status", env=default)
+    assert shown.returncode == 0, shown.stderr
+    assert list((project / "bot" / "__pycache__").glob("commands.*.pyc"))
+    assert list((project / "alembic" / "versions" / "__pycache__").glob("0001_*.pyc"))
+    assert not list(project.glob("__pycache__/tasks.*.pyc")), "Invoke still keeps tasks.pyc out of the tree"
