@@ -1,4 +1,4 @@
-"""The bot's user queries on each real backend: inserts, refreshes, counts and racing replicas."""
+"""The bot's user queries on each real backend: inserts, refreshes, counts, concurrent sessions, racing replicas."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def test_record_message_counts_and_registers_new_users(any_url: URL) -> None:
     assert query(any_url, "SELECT message_count, first_name FROM users WHERE id = 9") == [(3, "Bo")]
 
 
-def test_racing_updates_for_a_new_user_all_succeed_with_one_row(any_url: URL) -> None:
-    """Eight sessions registering and counting the same new user at once all succeed, leaving one row."""
+def test_concurrent_updates_for_a_new_user_all_succeed_with_one_row(any_url: URL) -> None:
+    """Eight concurrent sessions registering and counting the same new user all succeed, leaving one row."""
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> None:
         async def one(index: int) -> None:
