@@ -145,6 +145,19 @@ def test_graph_read_by_a_full_run_is_stored_only_for_unchanged_files(tmp_path: P
     assert manifest is not None and manifest.heads == ("r6",) and fastpath.read_manifest(stored) == manifest
 
 
+def test_dangling_link_among_revision_files_is_fingerprinted_not_fatal(tmp_path: Path, sqlite_url: URL) -> None:
+    """A link to a missing file in versions/ is part of the fingerprint; its target appearing later shows."""
+    ini = make_scripts(tmp_path, LINEAR)
+    versions = tmp_path / "alembic" / "versions"
+    (versions / "notes.txt").symlink_to(tmp_path / "missing-notes.txt")
+    manifest = fastpath.build(ini)
+    assert manifest is not None and manifest.heads == ("r5",)
+    Path(sqlite_url.database or "").parent.mkdir(parents=True)
+    assert_agrees(ini, sqlite_url, ("r5",))
+    (tmp_path / "missing-notes.txt").write_text("now there")
+    assert fastpath.fingerprint(ini, manifest.version_dirs) != manifest.fingerprint
+
+
 def test_manifest_missing_corrupt_or_unwritable(tmp_path: Path, sqlite_url: URL,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """A missing or garbled manifest is rebuilt; where none can be written the answer is still right."""

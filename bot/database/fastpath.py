@@ -45,6 +45,7 @@ MANIFEST_FORMAT = 1
 # Coarse file-system clocks can give an edit made right after the build the same mtime; git calls this racy.
 RACY_WINDOW_NS = 2_000_000_000
 SKIPPED_ENTRIES = frozenset({"__pycache__"})
+FILE, DIRECTORY, DANGLING = 0, 1, 2  # kinds of entry in a fingerprint's listing
 
 
 @dataclass(frozen=True)
@@ -128,18 +129,23 @@ def build(ini: Path = ALEMBIC_INI) -> Manifest | None:
     return remember(scripts, taken)
 
 
-def snapshot(scripts: ScriptDirectory, ini: Path = ALEMBIC_INI) -> Snapshot:
+def snapshot(scripts: ScriptDirectory, ini: Path = ALEMBIC_INI) -> Snapshot | None:
     """Fingerprint the files before Alembic reads its graph from them, so an edit made meanwhile shows."""
     started = time.time_ns()
     version_dirs = tuple(str(path) for path in scripts._version_locations)
-    return Snapshot(ini, version_dirs, fingerprint(ini, version_dirs), started)
+    try:
+        return Snapshot(ini, version_dirs, fingerprint(ini, version_dirs), started)
+    except OSError as error:  # a cache must never stop a migration: Alembic reports unreadable files itself
+        return _unsure("revision files not readable", error=type(error).__name__)
 
 
-def remember(scripts: ScriptDirectory, taken: Snapshot) -> Manifest | None:
+def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | None:
     """Store the graph Alembic reads (or has just read) from the files as `taken` saw them; None when unsure.
 
     The full migration path calls this too, so the first start after a release's `invoke migrate` is fast.
     """
+    if taken is None:
+        return None
     try:
         heads = tuple(scripts.get_heads())
         revisions = frozenset(script.revision for script in scripts.walk_revisions())
@@ -147,9 +153,13 @@ def remember(scripts: ScriptDirectory, taken: Snapshot) -> Manifest | None:
         return _unsure("alembic could not read the scripts", error=type(error).__name__)
     if _unsupported(scripts):
         return None
-    manifest = Manifest(taken.fingerprint, heads, revisions, taken.version_dirs,
-                        _pin_racy(taken.version_dirs, taken.started_ns))
-    if fingerprint(taken.ini, taken.version_dirs) != taken.fingerprint:
+    try:
+        manifest = Manifest(taken.fingerprint, heads, revisions, taken.version_dirs,
+                            _pin_racy(taken.version_dirs, taken.started_ns))
+        changed = fingerprint(taken.ini, taken.version_dirs) != taken.fingerprint
+    except OSError:  # a file went away or became unreadable while we hashed it
+        changed = True
+    if changed:
         return _unsure("revision files changed while reading them")
     path = manifest_path(taken.ini)
     if read_manifest(path) != manifest:
@@ -331,19 +341,21 @@ def _pin_racy(version_dirs: tuple[str, ...], started_ns: int) -> dict[str, str]:
     """Content hashes of files modified too close to the build for their mtime to prove anything later."""
     pinned: dict[str, str] = {}
     for directory in version_dirs:
-        for name, is_dir, mtime_ns, _size in _listing(directory):
-            if not is_dir and mtime_ns >= started_ns - RACY_WINDOW_NS:
+        for name, kind, mtime_ns, _size in _listing(directory):
+            if kind == FILE and mtime_ns >= started_ns - RACY_WINDOW_NS:
                 path = os.path.join(directory, name)
                 pinned[path] = _sha256(Path(path))
     return pinned
 
 
 def _listing(directory: str, prefix: str = "") -> list[list[Any]]:
-    """Every entry under a version directory, bytecode caches aside: [relative name, is_dir, mtime_ns, size].
+    """Every entry under a version directory, bytecode caches aside: [relative name, kind, mtime_ns, size].
 
-    Subdirectories are followed (recursive_version_locations reads them); a directory's own mtime is left
-    out, since importing its scripts writes __pycache__ into it. Kept to plain strings: this runs on every
-    start over the whole history, so its cost is the part that grows with the number of revisions.
+    Kind is FILE, DIRECTORY or DANGLING (a link whose target is missing: its own facts, so the target
+    appearing later changes the listing). Subdirectories are followed (recursive_version_locations reads
+    them); a directory's own mtime is left out, since importing its scripts writes __pycache__ into it. An
+    entry gone between listing and stat is left out, as a listing taken a moment later would. Kept to plain
+    strings: this runs on every start over the whole history, so its cost is the part that grows with it.
     """
     try:
         scanner = os.scandir(directory)
@@ -354,11 +366,17 @@ def _listing(directory: str, prefix: str = "") -> list[list[Any]]:
     found: list[list[Any]] = []
     for name, entry in entries:
         if entry.is_dir():
-            found.append([prefix + name, 1, 0, 0])
+            found.append([prefix + name, DIRECTORY, 0, 0])
             found.extend(_listing(entry.path, f"{prefix}{name}/"))
-        else:
-            facts = entry.stat()
-            found.append([prefix + name, 0, facts.st_mtime_ns, facts.st_size])
+            continue
+        try:
+            facts, kind = entry.stat(), FILE
+        except FileNotFoundError:
+            try:
+                facts, kind = entry.stat(follow_symlinks=False), DANGLING
+            except FileNotFoundError:
+                continue
+        found.append([prefix + name, kind, facts.st_mtime_ns, facts.st_size])
     return found
 
 
