@@ -153,6 +153,10 @@ def create_engine(url: URL, *, for_migrations: bool = False, **options: Any) -> 
 
     # A SQLite file cannot go away under a pooled connection: pre-ping there is a thread hop per session for nothing.
     options.setdefault("pool_pre_ping", url.get_backend_name() != "sqlite")
+    if not for_migrations and url.get_backend_name() in ("mysql", "mariadb"):
+        # PostgreSQL's default, and what the hot path's UPDATE-then-INSERT expects: under InnoDB's REPEATABLE
+        # READ an UPDATE that finds no row takes a gap lock, and two first messages from one user deadlock.
+        options.setdefault("isolation_level", "READ COMMITTED")
     engine = create_async_engine(planned.url, connect_args=planned.connect_args, **options)
     backend = url.get_backend_name()
     if planned.require_tls:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.database.models import User
@@ -25,16 +26,13 @@ async def register_user(session: AsyncSession, user_id: int, first_name: str, us
                         language_code: str | None) -> None:
     """Create the user or refresh their names; safe when two updates race (one commit, no read-back)."""
     now = datetime.now(UTC)
-    refresh = {"user_key": user_id, "new_first_name": first_name, "new_username": username,
-               "new_language_code": language_code, "seen_at": now}
-    result = await session.execute(_REFRESH, refresh)
+    names = {"first_name": first_name, "username": username, "language_code": language_code}
+    result = await session.execute(_REFRESH, {"user_key": user_id, "new_first_name": first_name,
+                                              "new_username": username, "new_language_code": language_code,
+                                              "seen_at": now})
     if result.rowcount == 0:
-        try:
-            async with session.begin_nested():
-                session.add(User(id=user_id, message_count=0, first_name=first_name, username=username,
-                                 language_code=language_code, last_seen_at=now))
-        except IntegrityError:
-            await session.execute(_REFRESH, refresh)
+        await session.execute(_insert_or_update(session, {"id": user_id, "message_count": 0, "last_seen_at": now,
+                                                           **names}, {**names, "last_seen_at": now}))
     await session.commit()
 
 
@@ -43,13 +41,24 @@ async def record_message(session: AsyncSession, user_id: int, first_name: str, u
     now = datetime.now(UTC)
     result = await session.execute(_COUNT, {"user_key": user_id, "seen_at": now})
     if result.rowcount == 0:
-        try:
-            async with session.begin_nested():
-                session.add(User(id=user_id, first_name=first_name, username=username, message_count=1,
-                                 last_seen_at=now))
-        except IntegrityError:
-            await session.execute(_COUNT, {"user_key": user_id, "seen_at": now})
+        new_user = {"id": user_id, "first_name": first_name, "username": username, "message_count": 1,
+                    "last_seen_at": now}
+        await session.execute(_insert_or_update(session, new_user, {"message_count": User.message_count + 1,
+                                                                    "last_seen_at": now}))
     await session.commit()
+
+
+def _insert_or_update(session: AsyncSession, row: dict[str, Any], changes: dict[str, Any]) -> Any:
+    """A new user's INSERT that applies `changes` instead when a racing update inserted the user first.
+
+    One statement in the backend's own upsert form: an INSERT that fails and an UPDATE after it would hold
+    InnoDB's shared lock on the row between them, and two such updates deadlock.
+    """
+    backend = session.get_bind().dialect.name
+    if backend in ("mysql", "mariadb"):
+        return mysql.insert(User).values(**row).on_duplicate_key_update(**changes)
+    dialect_insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+    return dialect_insert(User).values(**row).on_conflict_do_update(index_elements=[User.id], set_=changes)
 
 
 async def find_user(session: AsyncSession, user_id: int) -> User | None:
