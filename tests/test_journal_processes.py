@@ -224,6 +224,31 @@ def test_failing_revision_is_journaled(project: Path, url_fixture: str, autocomm
     assert history["revisions"][0]["status"] == ("half-applied" if half else "failed")
 
 
+# Every statement succeeds; the deferred foreign key is checked, and fails, only at the step's COMMIT.
+FAILS_AT_COMMIT = revision_source("""
+    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table("tags", sa.Column("id", sa.Integer, primary_key=True), sa.Column(
+        "note_id", sa.Integer, sa.ForeignKey("notes.id", deferrable=True, initially="DEFERRED"), nullable=False))
+    op.execute("INSERT INTO tags (id, note_id) VALUES (1, 42)")
+""", DROP_BOTH, message="fails at commit")
+
+
+def test_step_failing_at_its_commit_is_journaled_failed(project: Path, postgres_url: URL, engine: sa.Engine) -> None:
+    """A step whose COMMIT fails (a deferred foreign key): its row says failed, though its applied row rolled back."""
+    add_revision(project, FAILS_AT_COMMIT)
+    failed = run_invoke(project, "migrate", env=environment(postgres_url))
+    assert failed.returncode == 4, failed.stderr
+    assert "0003 (fails at commit) failed" in failed.stderr and "rolled back as a whole" in failed.stderr
+    entry = steps(engine)[-1]
+    assert (entry.revision, entry.status, entry.success, entry.transactional) == ("0003", "failed", False, True)
+    assert entry.error and "ForeignKeyViolation" in entry.error
+    assert {"notes", "tags"}.isdisjoint(tables(engine))
+    with engine.connect() as connection:
+        run = journal.entries(connection, kinds=("run",))[0]
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    assert (run.status, run.to_revision) == ("failed", "0003")
+
+
 def test_several_heads_refused_before_any_change(project: Path, sqlite_url: URL, engine: sa.Engine) -> None:
     """Two heads in the scripts: migrate refuses (6) naming both, nothing runs, status --check exits 7."""
     add_revision(project, revision_source(SLOW_UPGRADE, DROP_BOTH, message="slow change", down_revision="0001",

@@ -151,7 +151,9 @@ class StepRecorder:
                   "success": True, "finished_at": journal.now(),
                   "duration_ms": (time.perf_counter() - self.started) * 1000}
         if self.entry_id is None:
-            self.entry_id = self._insert(ctx.connection, **ending)
+            # Not remembered: if the step's COMMIT fails (a deferred constraint), this row rolls back with it
+            # and step_failed must insert the failed row rather than update one that is gone.
+            self._insert(ctx.connection, **ending)
         else:
             journal.update_entry(ctx.connection, self.entry_id, **ending)
 
