@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -52,6 +54,27 @@ class DeferredStop:
                               "nothing was left half-done")
 
 
+@contextmanager
+def loading_without_collection() -> Iterator[None]:
+    """Load the bot's modules with the cyclic collector paused, then freeze what they built.
+
+    Importing aiogram builds ~200,000 long-lived objects, and the collector's passes over them while they
+    are being built cost ~170 ms, 5 % of start-up (bench G3). Frozen, they are also skipped by every later
+    full collection while the bot serves. The few cycles that import leaves behind stay until exit.
+    """
+    if "aiogram" in sys.modules:  # already loaded (a second start in one process): nothing to gain
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
 def start(config: Config) -> None:
     """Check the token, bring the schema to head (or refuse), then run the bot in this process."""
     config.require_bot_token()
@@ -70,7 +93,8 @@ def start(config: Config) -> None:
                 log.info("schema ready", revision=",".join(report.after) or None, applied=len(report.steps),
                          duration_ms=round(report.duration_ms, 1))
             deferred.check()
-            from bot.telegram.runner import StartInfo, run_bot
+            with loading_without_collection():
+                from bot.telegram.runner import StartInfo, run_bot
 
             deferred.check()
         except Interrupted as stop:

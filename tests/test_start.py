@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from bot.startup import loading_without_collection
 from tests.conftest import TOKEN, clean_env, events_named, json_lines, run_invoke
 from tests.fake_telegram import FakeTelegram
 from tests.helpers_db import BROKEN_REVISION, spawn
@@ -114,3 +119,42 @@ def test_revoked_token_exits_2_without_polling(project: Path, telegram: FakeTele
     assert "Telegram rejected BOT_TOKEN" in json_lines(result.stderr)[-1]["error"]
     assert telegram.calls_to("getMe") and not telegram.calls_to("getUpdates")
     assert TOKEN.split(":")[1] not in result.stderr
+
+
+@pytest.fixture
+def collector_state() -> Iterator[None]:
+    """Whatever a test freezes goes back to the collector, which is left enabled."""
+    yield
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_bot_modules_load_with_the_collector_paused_then_frozen(monkeypatch: pytest.MonkeyPatch,
+                                                                collector_state: None) -> None:
+    """The aiogram import runs with the cyclic collector off; what it built is frozen and the collector is back on."""
+    monkeypatch.delitem(sys.modules, "aiogram", raising=False)
+    frozen_before = gc.get_freeze_count()
+    with loading_without_collection():
+        assert not gc.isenabled()
+        built = [[index] for index in range(1000)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen_before + len(built)
+
+
+def test_a_failed_load_still_turns_the_collector_back_on(monkeypatch: pytest.MonkeyPatch,
+                                                         collector_state: None) -> None:
+    """An import error inside the block propagates, and the collector runs again afterwards."""
+    monkeypatch.delitem(sys.modules, "aiogram", raising=False)
+    with pytest.raises(ImportError), loading_without_collection():
+        raise ImportError("No module named 'aiogram'")
+    assert gc.isenabled()
+
+
+def test_a_second_start_in_one_process_leaves_the_collector_alone(monkeypatch: pytest.MonkeyPatch,
+                                                                 collector_state: None) -> None:
+    """With aiogram already loaded there is nothing to gain: nothing is frozen and the collector stays on."""
+    monkeypatch.setitem(sys.modules, "aiogram", sys.modules.get("aiogram", sys))
+    frozen_before = gc.get_freeze_count()
+    with loading_without_collection():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen_before
