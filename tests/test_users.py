@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -149,3 +150,33 @@ def test_bot_sessions_on_mariadb_read_committed(mariadb_url: URL) -> None:
             return await session.scalar(text("SELECT @@tx_isolation"))
 
     assert with_sessions(mariadb_url, work) == "READ-COMMITTED"
+
+
+
+def test_a_pooled_sqlite_connection_is_rolled_back_when_returned_open(sqlite_url: URL) -> None:
+    """A connection returned mid-transaction (a session's write, or the driver's own BEGIN) is rolled back and
+    frees SQLite's write lock; the pool's reset skips only connections with nothing open."""
+    database = sqlite_url.database
+    assert database is not None
+
+    def other_writer_can_write() -> None:
+        with sqlite3.connect(database, timeout=0) as other:  # "database is locked" if a write is still open
+            other.execute("UPDATE users SET username = 'other' WHERE id = 7")
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> bool:
+        async with sessions() as session:
+            await register_user(session, 7, "Ada", None, None)
+        async with sessions() as session:
+            await session.execute(text("UPDATE users SET first_name = 'session, uncommitted' WHERE id = 7"))
+        other_writer_can_write()
+        async with sessions.kw["bind"].connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN")  # behind SQLAlchemy's back: only the pool's reset can end it
+            await driver.execute("UPDATE users SET first_name = 'driver, uncommitted' WHERE id = 7")
+        other_writer_can_write()
+        async with sessions() as session:
+            await register_user(session, 7, "Ada", "other", None)
+        return bool(driver.in_transaction)
+
+    assert with_sessions(sqlite_url, work) is False
+    assert query(sqlite_url, "SELECT first_name, username FROM users") == [("Ada", "other")]
