@@ -153,7 +153,7 @@ script_location = %(here)s
 version_locations = {versions}
 path_separator = os
 sqlalchemy.url = {url}
-
+{extra}
 [loggers]
 keys = root,sqlalchemy,alembic
 
@@ -217,7 +217,7 @@ def make_plain(base: Path, project: Path, url: str, name: str) -> Path:
     folder.mkdir()
     shutil.copy2(ROOT / "bench" / "plain_env.py", folder / "env.py")
     ini = folder / "alembic.ini"
-    ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions", url=url))
+    ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions", url=url, extra=""))
     return ini
 
 
@@ -385,6 +385,14 @@ def goal_empty(base: Path, mode: Mode) -> None:
                               a, b, 1.1))
     revisions, rounds = mode.empty_rounds[-1]
     plain_ms = statistics.median(RESULTS[-1].b)
+    a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini, True), rounds, 1)
+    RESULTS.append(Result("G4", f"(reference) migrate from empty PostgreSQL, {revisions:,} revisions / plain alembic "
+                          "with transaction_per_migration=True", a, b, None,
+                          note="both run each step in its own transaction"))
+    a, b = interleave(partial(plain_empty, project, ini, True), partial(plain_empty, project, ini), rounds, 1)
+    RESULTS.append(Result("G4", f"(reference) plain alembic at {revisions:,} revisions, "
+                          "transaction_per_migration=True / its default, one transaction", a, b, None,
+                          note="what per-step transactions cost Alembic itself"))
     c, d = interleave(partial(driver_floor, True, revisions), partial(driver_floor, False, revisions), rounds, 1)
     extra = statistics.median(c) - statistics.median(d)
     RESULTS.append(Result(
@@ -400,11 +408,12 @@ def migrate_empty(project: Path) -> float:
         return run_timed(invoke(project, "migrate"), clean_env(DATABASE_URL=pg_url(name)), project)
 
 
-def plain_empty(project: Path, ini: Path) -> float:
-    """Plain `alembic upgrade head` on a fresh PostgreSQL database."""
+def plain_empty(project: Path, ini: Path, per_step: bool = False) -> float:
+    """Plain `alembic upgrade head` on a fresh PostgreSQL database (per_step: transaction_per_migration=True)."""
     with postgres_database() as name:
         ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions",
-                                        url=pg_url(name, "postgresql+psycopg")))
+                                        url=pg_url(name, "postgresql+psycopg"),
+                                        extra="transaction_per_migration = true\n" if per_step else ""))
         return run_timed(alembic(ini, "upgrade", "head"), clean_env(), ini.parent)
 
 
