@@ -383,8 +383,11 @@ def goal_empty(base: Path, mode: Mode) -> None:
         a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini), rounds, 1)
         RESULTS.append(Result("G4", f"migrate from empty PostgreSQL, {revisions:,} revisions / plain alembic",
                               a, b, 1.1))
-    revisions, rounds = mode.empty_rounds[-1]
-    plain_ms = statistics.median(RESULTS[-1].b)
+    empty_references(project, ini, revisions, rounds, plain_ms=statistics.median(b))  # the last, largest size
+
+
+def empty_references(project: Path, ini: Path, revisions: int, rounds: int, plain_ms: float) -> None:
+    """G4's reference rows at the largest size: what per-step transactions cost Alembic, and the server alone."""
     a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini, True), rounds, 1)
     RESULTS.append(Result("G4", f"(reference) migrate from empty PostgreSQL, {revisions:,} revisions / plain alembic "
                           "with transaction_per_migration=True", a, b, None,
@@ -393,11 +396,11 @@ def goal_empty(base: Path, mode: Mode) -> None:
     RESULTS.append(Result("G4", f"(reference) plain alembic at {revisions:,} revisions, "
                           "transaction_per_migration=True / its default, one transaction", a, b, None,
                           note="what per-step transactions cost Alembic itself"))
-    c, d = interleave(partial(driver_floor, True, revisions), partial(driver_floor, False, revisions), rounds, 1)
-    extra = statistics.median(c) - statistics.median(d)
+    a, b = interleave(partial(driver_floor, True, revisions), partial(driver_floor, False, revisions), rounds, 1)
+    extra = statistics.median(a) - statistics.median(b)
     RESULTS.append(Result(
         "G4", f"(reference) PostgreSQL and psycopg alone, {revisions:,} steps: each in its own transaction with a "
-        "journal row / all in one transaction", c, d, None,
+        "journal row / all in one transaction", a, b, None,
         note=f"the server's share of the per-step design: +{extra:,.0f} ms = {extra / plain_ms:.0%} of plain "
              "alembic's time"))
 

@@ -141,7 +141,6 @@ def test_a_user_inserted_meanwhile_by_another_process_is_updated_instead(postgre
     assert query(postgres_url, "SELECT count(*) FROM users WHERE id = 52") == [(1 if caller_began else 0,)]
 
 
-
 def test_bot_sessions_on_mariadb_read_committed(mariadb_url: URL) -> None:
     """MariaDB: the bot's sessions run at READ COMMITTED, so an UPDATE that finds no user takes no gap lock."""
 
@@ -152,10 +151,9 @@ def test_bot_sessions_on_mariadb_read_committed(mariadb_url: URL) -> None:
     assert with_sessions(mariadb_url, work) == "READ-COMMITTED"
 
 
-
 def test_a_pooled_sqlite_connection_is_rolled_back_when_returned_open(sqlite_url: URL) -> None:
-    """A connection returned mid-transaction (a session's write, or the driver's own BEGIN) is rolled back and
-    frees SQLite's write lock; the pool's reset skips only connections with nothing open."""
+    """A connection returned mid-transaction (a session's write, or the driver's own BEGIN behind SQLAlchemy's
+    back, which only the pool's reset can end) is rolled back and frees SQLite's write lock."""
     database = sqlite_url.database
     assert database is not None
 
@@ -171,7 +169,7 @@ def test_a_pooled_sqlite_connection_is_rolled_back_when_returned_open(sqlite_url
         other_writer_can_write()
         async with sessions.kw["bind"].connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
-            await driver.execute("BEGIN")  # behind SQLAlchemy's back: only the pool's reset can end it
+            await driver.execute("BEGIN")
             await driver.execute("UPDATE users SET first_name = 'driver, uncommitted' WHERE id = 7")
         other_writer_can_write()
         async with sessions() as session:
