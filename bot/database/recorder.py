@@ -46,6 +46,7 @@ class StepRecorder:
     step_transactional: bool = True
     started_at: datetime | None = None
     started: float = 0.0
+    statements_done: int | None = None  # where DDL commits as it goes: the current step's successful statements
 
     def context_options(self) -> dict[str, Any]:
         """What env.py merges into context.configure() so Alembic calls us inside each step's transaction."""
@@ -55,12 +56,15 @@ class StepRecorder:
         """Start watching the connection Alembic runs the steps on."""
         self.connection, self.transactional = connection, transactional
         event.listen(connection, "set_connection_execution_options", self._options_changed)
+        if not transactional:
+            event.listen(connection, "after_cursor_execute", self._statement_done)
 
     def unbind(self) -> None:
         """Stop watching the connection."""
-        if self.connection is not None and event.contains(self.connection, "set_connection_execution_options",
-                                                          self._options_changed):
-            event.remove(self.connection, "set_connection_execution_options", self._options_changed)
+        for name, listener in (("set_connection_execution_options", self._options_changed),
+                               ("after_cursor_execute", self._statement_done)):
+            if self.connection is not None and event.contains(self.connection, name, listener):
+                event.remove(self.connection, name, listener)
 
     def run_started(self, steps: Sequence[PlannedStep]) -> None:
         """Transactional DDL: commit one running `run` row naming every planned step, the only commit before them."""
@@ -85,10 +89,11 @@ class StepRecorder:
         self.started_at, self.started = journal.now(), time.perf_counter()
         if not self.transactional:
             self.entry_id = journal.committed(self.connection, lambda conn: self._insert(conn, journal.RUNNING))
+            self.statements_done = 0  # counted from here: the running row is ours, not the step's
 
     def step_finished(self) -> None:
         """The step committed (and its row with it)."""
-        self.planned, self.entry_id = None, None
+        self.planned, self.entry_id, self.statements_done = None, None, None
 
     def run_finished(self, connection: Connection) -> None:
         """Every step committed: close the run row."""
@@ -104,7 +109,10 @@ class StepRecorder:
         planned, entry_id, run_id = self.planned, self.entry_id, self.run_id
         status = None
         if planned is not None:
-            status = journal.FAILED if self.step_transactional else journal.HALF_APPLIED
+            # Where DDL commits as it goes, a step whose first statement failed changed nothing (a DDL statement
+            # is atomic on MySQL 8 and MariaDB 10.6+): a lock wait timeout there is a plain failure.
+            nothing_ran = self.statements_done == 0
+            status = journal.FAILED if self.step_transactional or nothing_ran else journal.HALF_APPLIED
         summary = journal.error_summary(error, self.secrets)
         ending = {"status": status, "success": False, "finished_at": journal.now(),
                   "duration_ms": (time.perf_counter() - self.started) * 1000, "error": summary}
@@ -125,7 +133,7 @@ class StepRecorder:
             log.warning("journal write failed", entry_id=entry_id, status=status,
                         reason=journal.error_summary(write_error, self.secrets))
         finally:
-            self.planned, self.entry_id, self.run_id = None, None, None
+            self.planned, self.entry_id, self.run_id, self.statements_done = None, None, None, None
         return status
 
     def _close_run(self, connection: Connection, run_id: int, *, success: bool, error: str | None = None) -> None:
@@ -156,6 +164,10 @@ class StepRecorder:
             self._insert(ctx.connection, **ending)
         else:
             journal.update_entry(ctx.connection, self.entry_id, **ending)
+
+    def _statement_done(self, *_event: Any) -> None:
+        if self.statements_done is not None:
+            self.statements_done += 1
 
     def _options_changed(self, connection: Connection, options: dict[str, Any]) -> None:
         """An autocommit block is about to run: from here on this step's DDL commits as it goes, so commit its row."""
