@@ -166,6 +166,7 @@ class StepRecorder:
             journal.update_entry(ctx.connection, self.entry_id, **ending)
 
     def _statement_done(self, *_event: Any) -> None:
+        """after_cursor_execute: one more statement of the step succeeded, so it may have changed something."""
         if self.statements_done is not None:
             self.statements_done += 1
 
