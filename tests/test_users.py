@@ -116,7 +116,7 @@ def test_register_user_joins_a_transaction_the_caller_already_began(any_url: URL
 @pytest.mark.parametrize("write", ["register", "count"])
 def test_a_user_inserted_meanwhile_by_another_process_is_updated_instead(postgres_url: URL, caller_began: bool,
                                                                         write: str) -> None:
-    """PostgreSQL: when another replica inserts the user between our UPDATE and INSERT, the UPDATE runs again."""
+    """PostgreSQL: when another replica inserts the user between our UPDATE and INSERT, the upsert updates it."""
     inserted: list[str] = []
 
     def another_replica_inserts_first(statement: str) -> None:

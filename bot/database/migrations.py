@@ -425,11 +425,9 @@ def _failure(error: Exception, observer: StepObserver, backend: str, *,
         state = "its DDL committed as it went (MySQL/MariaDB, or an autocommit block), so it is half-applied"
         fix = (f"repair the schema by hand, then `invoke stamp --to {_one_or_base(planned.destination)}` "
                f"(completed) or `invoke stamp --to {_one_or_base(planned.source)}` (undone); see docs/JOURNAL.md")
-    elif backend in ("mysql", "mariadb"):
-        state = "its first statement failed, so nothing of it ran"
-        fix = "fix the revision and run migrate again"
     else:
-        state = "this revision was rolled back as a whole"
+        state = ("its first statement failed, so nothing of it ran" if backend in ("mysql", "mariadb")
+                 else "this revision was rolled back as a whole")
         fix = "fix the revision and run migrate again"
     from bot.database.safeguards import ddl_limit_hint
 
