@@ -15,29 +15,35 @@ from invoke import Context, task
 sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 
 
-@task(help={"to": "Revision to upgrade to (default: head).",
-            "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
-            "allow-destructive": "Apply revisions that drop/rename/retype without the reviewed marker (one deploy).",
-            "no-backup": "Skip the backup BACKUP_BEFORE_MIGRATE=true asks for, knowingly."})
+X_HELP = "key=value handed to revisions as context.get_x_argument(), like `alembic -x` (repeatable)."
+
+
+@task(iterable=["x"], help={"to": "Revision to upgrade to (default: head).",
+                            "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
+                            "allow-destructive": "Apply revisions whose review findings nobody acknowledged (one "
+                                                 "deploy).",
+                            "no-backup": "Skip the backup BACKUP_BEFORE_MIGRATE=true asks for, knowingly.",
+                            "x": X_HELP})
 def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: bool = False,
-            no_backup: bool = False) -> None:
+            no_backup: bool = False, x: list[str] | None = None) -> None:
     """Upgrade the database schema to head (or --to REV) under the migration lock."""
     from bot import commands
 
-    commands.migrate(to=to, sql=sql, allow_destructive=allow_destructive, no_backup=no_backup)
+    commands.migrate(to=to, sql=sql, allow_destructive=allow_destructive, no_backup=no_backup, x=x or [])
 
 
-@task(help={"steps": "How many revisions to undo (default: 1).",
-            "to": "Undo down to this revision instead (it stays applied).",
-            "yes": "Confirm without a prompt (needed in production without a terminal).",
-            "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
-            "no-backup": "Go on without the backup taken before every rollback, knowingly."})
+@task(iterable=["x"], help={"steps": "How many revisions to undo (default: 1).",
+                            "to": "Undo down to this revision instead (it stays applied).",
+                            "yes": "Confirm without a prompt (needed in production without a terminal).",
+                            "sql": "Print the SQL that would run (Alembic offline mode) on stdout; change nothing.",
+                            "no-backup": "Go on without the backup taken before every rollback, knowingly.",
+                            "x": X_HELP})
 def rollback(c: Context, steps: str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
-             no_backup: bool = False) -> None:
+             no_backup: bool = False, x: list[str] | None = None) -> None:
     """Undo the last revision (or --steps N, or down --to REV), after a verified backup."""
     from bot import commands
 
-    commands.rollback(steps=steps, to=to, yes=yes, sql=sql, no_backup=no_backup)
+    commands.rollback(steps=steps, to=to, yes=yes, sql=sql, no_backup=no_backup, x=x or [])
 
 
 @task(name="rollback-base", help={"yes": "Confirm without a prompt (required without a terminal).",
@@ -95,6 +101,17 @@ def stamp(c: Context, to: str = "", yes: bool = False) -> None:
     commands.stamp(to=to, yes=yes)
 
 
+@task(name="accept-edit", help={"revision": "The applied revision whose file was edited (see `invoke status`).",
+                                "reason": "Why the edit is fine (journaled), e.g. 'comment fixed' or 'fix for new "
+                                          "databases'.",
+                                "yes": "Confirm without a prompt (required without a terminal)."})
+def accept_edit(c: Context, revision: str = "", reason: str = "", yes: bool = False) -> None:
+    """Accept an applied revision's edited file as what ran (journaled; nothing runs)."""
+    from bot import commands
+
+    commands.accept_edit(revision=revision, reason=reason, yes=yes)
+
+
 @task(help={"message": "What the revision does (names the file).",
             "autogenerate": "Compare the models with the database and write the difference."})
 def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
@@ -104,12 +121,24 @@ def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
     commands.revision(message=message, autogenerate=autogenerate)
 
 
-@task(help={"allow-destructive": "Apply revisions that drop/rename/retype without the reviewed marker (one deploy)."})
-def start(c: Context, allow_destructive: bool = False) -> None:
+@task(iterable=["x"], help={"allow-destructive": "Apply revisions whose review findings nobody acknowledged (one "
+                                                 "deploy).",
+                            "x": X_HELP})
+def start(c: Context, allow_destructive: bool = False, x: list[str] | None = None) -> None:
     """Load .env, migrate (production) or check the schema (development), then run the bot."""
     from bot import commands
 
-    commands.start(allow_destructive=allow_destructive)
+    commands.start(allow_destructive=allow_destructive, x=x or [])
+
+
+@task(name="review", help={"json": "Print one JSON document on stdout (shape: docs/REVIEW.md).",
+                           "from": "Review the revisions after this one instead of the database's (base: all); "
+                                   "no database needed."})
+def review(c: Context, json: bool = False, from_: str | None = None) -> None:
+    """Check the pending revisions against the review's rules without applying them; exit 7 on a finding."""
+    from bot import commands
+
+    commands.review(as_json=json, start=from_)
 
 
 @task(help={"json": "Print one JSON document on stdout instead of the table."})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from bot.config import Config
 from bot.confirm import confirmation
@@ -11,13 +12,14 @@ from bot.entry import run
 from bot.errors import MigrationFailed
 
 
-def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False) -> None:
+def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False,
+            x: Sequence[str] = ()) -> None:
     """Upgrade under the migration lock (production: review, and backup when BACKUP_BEFORE_MIGRATE=true)."""
     def command(config: Config) -> None:
+        config = _with_flags(config, allow_destructive=allow_destructive, no_backup=no_backup, x=x)
         if sql:
             _print_sql(config, "upgrade", to)
             return
-        config = _with_flags(config, allow_destructive=allow_destructive, no_backup=no_backup)
         try:
             migrations.upgrade(config, to=to)
         except MigrationFailed as error:
@@ -30,11 +32,12 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
 
 
 def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
-             no_backup: bool = False) -> None:
+             no_backup: bool = False, x: Sequence[str] = ()) -> None:
     """Downgrade N steps or to a revision; production asks first; a verified backup comes before."""
     from bot.database.safeguards import downgrade_guards
 
     def command(config: Config) -> None:
+        config = _with_flags(config, x=x)
         count = 1 if steps is None and to is None else _whole_number(steps)
         if sql:
             _print_sql(config, "downgrade", migrations.rollback_target(count, to))
@@ -141,19 +144,46 @@ def stamp(to: str, yes: bool = False) -> None:
     run(lambda config: stamp_database(config, to, confirm=confirmation(yes)))
 
 
+def accept_edit(revision: str, reason: str, yes: bool = False) -> None:
+    """Accept an edited applied revision after checking the change; always asks first."""
+    from bot.database.stamping import accept_edit as accept
+
+    def command(config: Config) -> None:
+        report = accept(config, revision, reason, confirm=confirmation(yes))
+        outcome = (f"edit accepted (journal entry {report.entry_id})" if report.entry_id is not None
+                   else "the file matches what was applied")
+        print(f"revision {report.revision}: {outcome}")
+
+    run(command)
+
+
 def revision(message: str, autogenerate: bool = False) -> None:
     """Write a new revision file and print its path."""
     run(lambda config: print(migrations.create_revision(message, autogenerate, config)))
 
 
-def start(allow_destructive: bool = False) -> None:
+def start(allow_destructive: bool = False, x: Sequence[str] = ()) -> None:
     """The startup sequence: migrate when production says so, refuse a stale schema, run the bot."""
     from bot.startup import start as start_bot
 
-    run(lambda config: start_bot(_with_flags(config, allow_destructive=allow_destructive)), log_summary=True)
+    run(lambda config: start_bot(_with_flags(config, allow_destructive=allow_destructive, x=x)), log_summary=True)
 
 
-def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: bool = False) -> Config:
+def review(as_json: bool = False, start: str | None = None) -> None:
+    """Judge the pending revisions rendered offline; print the findings; exit 7 on an unacknowledged one."""
+    from bot.database.offline import check_report, review_pending
+    from bot.reports import format_review
+
+    def command(config: Config) -> None:
+        report = review_pending(config, start)
+        print(json.dumps(report.as_json(), indent=2) if as_json else format_review(report))
+        check_report(report)
+
+    run(command)
+
+
+def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: bool = False,
+                x: Sequence[str] = ()) -> Config:
     """Command-line flags override their variables for this one run (the guards read only the Config)."""
     from dataclasses import replace
 
@@ -161,6 +191,8 @@ def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: b
         config = replace(config, allow_destructive_migrations=True)
     if no_backup:
         config = replace(config, backup_before_migrate=False)
+    if x:
+        config = replace(config, x_arguments=tuple(x))
     return config
 
 

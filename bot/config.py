@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 from bot.database.urls import database_label, default_database_url, describe_url, normalize_database_url
 from bot.errors import ConfigError
-from bot.paths import ENV_FILE, PROJECT_ROOT
+from bot.paths import ALEMBIC_INI, ENV_FILE, PROJECT_ROOT
 
 TELEGRAM_API_DEFAULT = "https://api.telegram.org"
 ENVIRONMENTS = ("development", "production")
@@ -81,6 +81,9 @@ class Config:
     allow_destructive_migrations: bool = False
     ddl_lock_timeout: float = 10.0
     ddl_statement_timeout: float = 3600.0
+    ddl_lock_retries: int = 3
+    alembic_ini: Path = ALEMBIC_INI
+    x_arguments: tuple[str, ...] = ()  # `-x key=value` from the command line, for revisions (as `alembic -x`)
 
     def __post_init__(self) -> None:
         if self.migrate_on_start is None:
@@ -206,6 +209,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, stderr_is_terminal:
         allow_destructive_migrations=_flag(environ, "ALLOW_DESTRUCTIVE_MIGRATIONS", False),
         ddl_lock_timeout=_seconds(environ, "DDL_LOCK_TIMEOUT", 10.0),
         ddl_statement_timeout=_seconds(environ, "DDL_STATEMENT_TIMEOUT", 3600.0),
+        ddl_lock_retries=_count(environ, "DDL_LOCK_RETRIES", 3),
+        alembic_ini=_existing_file(environ, "ALEMBIC_CONFIG", ALEMBIC_INI),
     )
 
 
@@ -423,6 +428,19 @@ def _directory(environ: Mapping[str, str], name: str, default: Path) -> Path:
         return default
     path = Path(raw.strip()).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _existing_file(environ: Mapping[str, str], name: str, default: Path) -> Path:
+    """A file that must exist; a relative path is anchored at the project root."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    path = Path(raw.strip()).expanduser()
+    path = path if path.is_absolute() else PROJECT_ROOT / path
+    if not path.is_file():
+        raise ConfigError(f"{name} points at {path}, which is not a file", "Alembic's ini file must be there",
+                          f"fix {name}, or unset it to use {default}")
+    return path
 
 
 def _count(environ: Mapping[str, str], name: str, default: int) -> int:

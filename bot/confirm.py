@@ -17,6 +17,11 @@ def describe_plan(plan: Plan) -> str:
                   f"  revision after:   {plan.target}",
                   "  every table and row of the bot is replaced by the backup's; the journal keeps its rows"]
         return "\n".join(lines)
+    if plan.direction == "accept-edit":
+        lines += [f"  revision:         {plan.target}",
+                  "  its file changed after it was applied; the journal will take the file as it is now as what "
+                  "ran (nothing runs)"]
+        return "\n".join(lines)
     lines.append(f"  target:           {plan.target}")
     if plan.direction == "stamp":
         lines.append("  only alembic_version changes: no revision runs, the schema is left as it is")

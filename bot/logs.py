@@ -99,6 +99,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(quiet)
     # Alembic announces each of its plugins at INFO whenever it loads; that is start-up noise.
     logging.getLogger("alembic.runtime.plugins").setLevel(quiet)
+    # sqlglot warns when it keeps a statement it cannot fully parse as raw text; the review reports that itself.
+    logging.getLogger("sqlglot").setLevel("ERROR")
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

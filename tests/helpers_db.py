@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 
 from bot.database.engine import connect_options
 from bot.database.urls import sync_url
+from bot.paths import PROJECT_ROOT as ROOT
 
 
 def revision_source(upgrade: str, downgrade: str, *, message: str, revision: str = "0003",
@@ -29,6 +30,24 @@ def revision_source(upgrade: str, downgrade: str, *, message: str, revision: str
             f"import sqlalchemy as sa\nfrom alembic import op\n{textwrap.dedent(header).strip()}\n\n"
             f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
             f"def upgrade():\n{body(upgrade)}\n\n\ndef downgrade():\n{body(downgrade)}\n")
+
+
+def revisions_folder(base: Path, *extra: tuple[str, str]) -> Path:
+    """An alembic.ini whose history is the shipped 0001 and 0002 plus (file name, source) extras, for in-process runs.
+
+    The project's env.py and template are used as they are; only the versions folder is this test's own, so
+    revisions can be added without touching the checkout (pass the ini as Config.alembic_ini).
+    """
+    versions = base / "versions"
+    versions.mkdir(parents=True)
+    for shipped in sorted((ROOT / "alembic" / "versions").glob("000[12]_*.py")):
+        (versions / shipped.name).write_text(shipped.read_text())
+    for name, source in extra:
+        (versions / name).write_text(source)
+    ini = base / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = {ROOT / 'alembic'}\nversion_locations = {versions}\n"
+                   "path_separator = os\n")
+    return ini
 
 
 def add_revision(project: Path, source: str, name: str = "0003_extra.py") -> None:

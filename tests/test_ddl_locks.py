@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -16,9 +17,9 @@ from bot.errors import MigrationFailed
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytest.FixtureRequest) -> None:
-    """An open transaction reading users blocks ALTER TABLE; DDL_LOCK_TIMEOUT=1 makes the step fail in about 1 s."""
+    """An open transaction reading users blocks ALTER TABLE; DDL_LOCK_TIMEOUT=1 without retries fails in about 1 s."""
     url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
-    config = Config(database_url=url, ddl_lock_timeout=1.0, ddl_statement_timeout=30.0)
+    config = Config(database_url=url, ddl_lock_timeout=1.0, ddl_statement_timeout=30.0, ddl_lock_retries=0)
     migrations.upgrade(config, to="0001")
     engine = sa.create_engine(sync_url(url))
     try:
@@ -45,6 +46,31 @@ def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytes
         engine.dispose()
     # MariaDB commits DDL as it goes, but the step's first statement timed out: nothing ran, nothing to stamp.
     assert migrations.upgrade(config).after == ("0002",), "nothing was half-done: the next run simply works"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_step_behind_a_lock_is_retried_until_the_lock_goes(backend: str, request: pytest.FixtureRequest,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A step that timed out on a table lock and left nothing behind runs again, with a log line per retry."""
+    url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
+    config = Config(database_url=url, ddl_lock_timeout=0.5, ddl_statement_timeout=30.0, ddl_lock_retries=3)
+    migrations.upgrade(config, to="0001")
+    engine = sa.create_engine(sync_url(url))
+    blocker = engine.connect()
+    blocker.execute(sa.text("SELECT count(*) FROM users"))  # holds a shared lock until rollback
+    release = threading.Timer(1.2, blocker.rollback)
+    release.start()
+    try:
+        assert migrations.upgrade(config).after == ("0002",)
+    finally:
+        release.join()
+        blocker.close()
+    retried = [record for record in caplog.records if "migration step retried" in record.getMessage()]
+    assert 1 <= len(retried) <= 3
+    with engine.connect() as connection:
+        steps = [(entry.revision, entry.status) for entry in reversed(journal.entries(connection, kinds=("step",)))]
+    engine.dispose()
+    assert steps[-1] == ("0002", "applied") and ("0002", "failed") in steps, steps
 
 
 def test_statement_timeout_bounds_a_step_on_postgres(postgres_url: URL) -> None:

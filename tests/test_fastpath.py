@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from bot.config import Config
-from bot.database import fastpath, journal
+from bot.database import checksums, fastpath, journal
 from bot.database.steps import steps_between
 from bot.database.urls import sync_url
 from tests.conftest import clean_env, events_named, plain, run_invoke
@@ -53,8 +53,9 @@ def age(versions: Path, seconds: int = 60) -> None:
         os.utime(path, (past, past))
 
 
-def set_database(url: URL, revisions: tuple[str, ...], *, unfinished: bool = False) -> None:
-    """Give the database exactly these alembic_version rows and a journal (with a running row if asked)."""
+def set_database(url: URL, ini: Path, revisions: tuple[str, ...], *, unfinished: bool = False) -> None:
+    """Give the database these alembic_version rows and a journal whose checksum digest is the files' (as a full
+    run at head records it), with a running row if asked."""
     engine = create_engine(sync_url(url), poolclass=NullPool)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)"))
@@ -63,6 +64,8 @@ def set_database(url: URL, revisions: tuple[str, ...], *, unfinished: bool = Fal
             connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": revision})
     with engine.connect() as connection:
         journal.ensure_schema(connection)
+        files = checksums.files_of(checksums.scripts_of(ScriptDirectory.from_config(AlembicConfig(str(ini)))))
+        checksums.record_digest(connection, journal.origin("production"), files)
         if unfinished:
             journal.committed(connection, lambda conn: journal.insert_entry(
                 conn, kind=journal.STEP, status=journal.RUNNING, who=journal.origin("production"),
@@ -82,7 +85,7 @@ def alembic_says_at_head(ini: Path, current: tuple[str, ...]) -> bool:
 
 def assert_agrees(ini: Path, url: URL, current: tuple[str, ...]) -> None:
     """The fast path's verdict equals Alembic's for this database state."""
-    set_database(url, current)
+    set_database(url, ini, current)
     answer = fastpath.at_head(Config(database_url=url), ini=ini)
     assert (answer is not None) == alembic_says_at_head(ini, current), current
     if answer is not None:
@@ -107,14 +110,14 @@ def test_revision_added_or_edited_after_the_last_run(tmp_path: Path, sqlite_url:
     ini = make_scripts(tmp_path, LINEAR)
     Path(sqlite_url.database or "").parent.mkdir(parents=True)
     config = Config(database_url=sqlite_url)
-    set_database(sqlite_url, ("r5",))
+    set_database(sqlite_url, ini, ("r5",))
     assert fastpath.at_head(config, ini=ini) == ("r5",)
     versions = tmp_path / "alembic" / "versions"
 
     (versions / "r6_step.py").write_text(revision_file("r6", ("r5",)))
     assert fastpath.at_head(config, ini=ini) is None and not alembic_says_at_head(ini, ("r5",))
     assert fastpath.script_heads(ini) == ("r6",), "the heads the bot's health check serves follow the files"
-    set_database(sqlite_url, ("r6",))
+    set_database(sqlite_url, ini, ("r6",))
     assert fastpath.at_head(config, ini=ini) == ("r6",)
 
     # Racy edit: same size, same mtime, written right after the manifest: the content hash catches it.
@@ -164,7 +167,7 @@ def test_manifest_missing_corrupt_or_unwritable(tmp_path: Path, sqlite_url: URL,
     ini = make_scripts(tmp_path, LINEAR)
     Path(sqlite_url.database or "").parent.mkdir(parents=True)
     config = Config(database_url=sqlite_url)
-    set_database(sqlite_url, ("r5",))
+    set_database(sqlite_url, ini, ("r5",))
     manifest = fastpath.manifest_path(ini)
     assert not manifest.exists()
     assert fastpath.at_head(config, ini=ini) == ("r5",)
@@ -183,7 +186,7 @@ def test_manifest_missing_corrupt_or_unwritable(tmp_path: Path, sqlite_url: URL,
     capsys.readouterr()
     assert fastpath.at_head(config, ini=ini) == ("r5",)
     assert events_named(capsys.readouterr().err, "revision manifest not written")
-    set_database(sqlite_url, ("r4",))
+    set_database(sqlite_url, ini, ("r4",))
     assert fastpath.at_head(config, ini=ini) is None
 
 
@@ -194,7 +197,7 @@ def test_unfinished_journal_or_unreadable_database_declines(tmp_path: Path, sqli
     config = Config(database_url=sqlite_url)
     assert fastpath.at_head(config, ini=ini) is None
     assert not Path(sqlite_url.database or "").exists(), "the fast path must never create the database"
-    set_database(sqlite_url, ("r5",), unfinished=True)
+    set_database(sqlite_url, ini, ("r5",), unfinished=True)
     assert fastpath.at_head(config, ini=ini) is None
     engine = create_engine(sync_url(sqlite_url), poolclass=NullPool)
     with engine.begin() as connection:

@@ -1,178 +1,238 @@
-"""Review of destructive revisions before a production upgrade: refused unless marked or allowed."""
+"""The production review: statements judged as they run, acknowledged per rule, once per revision, offline for PRs."""
 
 from __future__ import annotations
 
-import textwrap
+import json
+import re
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
 from bot.config import Config
 from bot.database import journal, migrations
-from bot.database.review import review_revisions
-from bot.database.safeguards import upgrade_guards
-from bot.database.urls import sync_url
-from tests.conftest import clean_env, events_named, plain, run_invoke
-
-REVISION = '''"""{message}
-
-Revision ID: {rev}
-Revises: {down}
-Create Date: 2026-11-24 10:00:00
-"""
-from __future__ import annotations
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "{rev}"
-down_revision = {down!r}
-branch_labels = None
-depends_on = None
-{marker}
-
-def upgrade() -> None:
-{upgrade}
+from bot.database.review import sql_for_parser
+from bot.database.rules import RULES, ColumnFacts, safe_type_change
+from bot.database.statements import ColumnType, read_sql
+from bot.errors import Refused
+from tests.conftest import ROOT, TOKEN, clean_env, events_named, plain, run_invoke
+from tests.helpers_db import add_revision, query, revision_source, revisions_folder, schema, sync_engine, versions
 
 
-def downgrade() -> None:
-{downgrade}
-'''
+def kinds(sql: str, dialect: str) -> list[tuple[str, str | None, str | None]]:
+    """(action, table, column) of every statement in a SQL text."""
+    return [(action.kind, str(action.table) if action.table else None, action.column)
+            for action in read_sql(sql, dialect).actions()]
 
 
-def write_revision(versions: Path, rev: str, down: str | None, upgrade: str, downgrade: str = "pass",
-                   marker: str = "", message: str = "test revision") -> Path:
-    """Drop a revision file into a versions folder."""
-    path = versions / f"{rev}_test.py"
-    path.write_text(REVISION.format(rev=rev, down=down, message=message, marker=marker,
-                                    upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
-                                    downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    ")))
-    return path
+def test_sql_is_read_by_a_real_parser() -> None:
+    """Comments, several statements, IF EXISTS, ONLY, quoted names, CTEs and multi-action ALTERs are all read."""
+    assert kinds("-- note\nDROP TABLE legacy; UPDATE users SET a = 1", "postgresql") == [
+        ("drop table", "legacy", None), ("update", "users", None)]
+    assert kinds('ALTER TABLE IF EXISTS ONLY "Users" ADD COLUMN x int, DROP COLUMN "Name"', "postgresql") == [
+        ("add column", "Users", "x"), ("drop column", "Users", "Name")]
+    assert kinds("WITH gone AS (DELETE FROM users RETURNING id) SELECT count(*) FROM gone", "postgresql") == [
+        ("other", None, None), ("delete", "users", None)]
+    assert kinds("ALTER TABLE `users` ADD COLUMN x INT, DROP COLUMN y; RENAME TABLE a TO b", "mysql") == [
+        ("add column", "users", "x"), ("drop column", "users", "y"), ("rename table", "a", None)]
+    assert kinds("/* batch */ DELETE FROM Users WHERE id = ?", "sqlite") == [("delete", "users", None)]
+    unreadable = kinds("ALTER TABLE users FROBNICATE", "postgresql")
+    assert unreadable == [("unreadable", None, None)]
 
 
-def columns(url: URL, table: str) -> set[str]:
-    """Column names of a table, read through a sync connection."""
-    engine = sa.create_engine(sync_url(url))
-    try:
-        return {column["name"] for column in sa.inspect(engine).get_columns(table)}
-    finally:
-        engine.dispose()
+def test_driver_placeholders_are_swapped_for_the_parser() -> None:
+    """psycopg's and PyMySQL's %(name)s placeholders become the dialect's own, and %% a single %."""
+    statement = "UPDATE users SET username = %(name)s WHERE username LIKE '100%%' AND id = %(id)s"
+    assert sql_for_parser(statement, {"name": "a", "id": 1}, "pyformat", "postgresql") == \
+        "UPDATE users SET username = $1 WHERE username LIKE '100%' AND id = $2"
+    assert sql_for_parser(statement, {"name": "a", "id": 1}, "pyformat", "mysql").count("?") == 2
+    assert sql_for_parser("SELECT 1", {}, "pyformat", "postgresql") == "SELECT 1", "no parameters, no rewriting"
 
 
-def test_review_finds_each_dangerous_operation(tmp_path: Path) -> None:
-    """Drops, renames, retypes, NOT NULL without default, plain indexes and deleting SQL are found; safe ops are not."""
-    versions = tmp_path / "versions"
-    versions.mkdir()
-    write_revision(versions, "a1", None, """
-        op.create_table("fresh", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("x", sa.Integer()))
-        op.create_index("ix_fresh_x", "fresh", ["x"])
-        op.add_column("fresh", sa.Column("y", sa.Integer(), nullable=False))
-        op.add_column("users", sa.Column("nick", sa.String(10), nullable=True))
-        op.add_column("users", sa.Column("score", sa.Integer(), nullable=False, server_default="0"))
-        op.create_index("ix_users_nick", "users", ["nick"], postgresql_concurrently=True)
-        op.create_foreign_key("fk_fresh_users", "fresh", "users", ["x"], ["id"])
-        op.create_unique_constraint("uq_fresh_x", "fresh", ["x"])
-    """)
-    write_revision(versions, "a2", "a1", """
-        op.drop_column("users", "username")
-        op.drop_table("old_things")
-        op.alter_column("users", "first_name", type_=sa.String(20))
-        op.alter_column("users", "language_code", new_column_name="lang")
-        op.rename_table("fresh", "fresher")
-        op.add_column("users", sa.Column("must", sa.Integer(), nullable=False))
-        op.create_index("ix_users_lang", "users", ["lang"])
-        op.create_foreign_key("fk_users_fresher", "users", "fresher", ["score"], ["id"])
-        op.create_unique_constraint("uq_users_nick", "users", ["nick"])
-        op.execute("DELETE FROM users WHERE id < 0")
-        op.execute("UPDATE users SET score = 1")
-        with op.batch_alter_table("users") as batch:
-            batch.drop_column("score")
-    """, marker='reviewed_destructive = "cleanup agreed in release 2.0"')
-    write_revision(versions, "a3", "a2", """
-        op.get_bind().execute(sa.text("SELECT 1"))
-        op.get_bind().execute(sa.text("TRUNCATE users"))
-    """, marker='reviewed_destructive = "   "')
-    write_revision(versions, "a4", "a3", """
-        rows = op.get_bind().execute(sa.text("SELECT id FROM users")).fetchall()
-    """)
-    scripts = ScriptDirectory(str(tmp_path), version_locations=[str(versions)])
-    first, second, third, fourth = review_revisions(scripts, ["a1", "a2", "a3", "a4"], "postgresql")
-
-    assert first.findings == () and first.accepted
-    operations = [finding.operation for finding in second.findings]
-    assert operations == ["drop column users.username", "drop table old_things",
-                          "change type of users.first_name to VARCHAR(20)",
-                          "rename column users.language_code to lang", "rename table fresh to fresher",
-                          "add NOT NULL column users.must without a default",
-                          "create index ix_users_lang on users without CONCURRENTLY",
-                          "add foreign key fk_users_fresher on users", "add unique constraint uq_users_nick on users",
-                          "execute 'DELETE FROM users WHERE id < 0'", "drop column users.score"]
-    assert second.marker_reason == "cleanup agreed in release 2.0" and second.accepted
-    assert [finding.operation for finding in third.findings] == ["op.get_bind() executes 'TRUNCATE users'"]
-    assert third.marker_reason is None and not third.accepted, "a blank marker is no reason"
-    assert "could not be inspected" in fourth.findings[0].operation, "code that needs real rows is not guessed at"
-    sqlite_ops = [finding.operation for finding in review_revisions(scripts, ["a2"], "sqlite")[0].findings]
-    assert "create index ix_users_lang on users without CONCURRENTLY" not in sqlite_ops
+@pytest.mark.parametrize(("dialect", "old", "new", "safe"), [
+    ("postgresql", ColumnType("varchar", (64,)), ColumnType("varchar", (128,)), True),
+    ("postgresql", ColumnType("varchar", (64,)), ColumnType("varchar", (32,)), False),
+    ("postgresql", ColumnType("varchar", (64,)), ColumnType("text"), True),
+    ("postgresql", ColumnType("numeric", (10, 2)), ColumnType("numeric", (12, 2)), True),
+    ("postgresql", ColumnType("numeric", (10, 2)), ColumnType("numeric", (12, 3)), False),
+    ("postgresql", ColumnType("integer"), ColumnType("bigint"), False),
+    ("postgresql", ColumnType("cidr"), ColumnType("inet"), True),
+    ("mysql", ColumnType("varchar", (64,)), ColumnType("varchar", (128,)), True),
+    ("mysql", ColumnType("varchar", (32,)), ColumnType("varchar", (128,)), False),
+    ("sqlite", ColumnType("integer"), ColumnType("bigint"), True),
+    ("sqlite", ColumnType("varchar", (10,)), ColumnType("integer"), False),
+])
+def test_known_safe_type_changes_per_database(dialect: str, old: ColumnType, new: ColumnType, safe: bool) -> None:
+    """Widening VARCHAR is metadata-only on PostgreSQL, in place on MySQL within one length prefix; others rewrite."""
+    octets = old.params[0] * 4 if dialect == "mysql" and old.params else None  # utf8mb4
+    assert bool(safe_type_change(dialect, ColumnFacts(old, True, octets), new, (15,))) is safe
 
 
-def test_unmarked_destructive_revision_refused_then_allowed_or_marked(project: Path, postgres_url: URL) -> None:
-    """Production refuses an unmarked drop (exit 6); --allow-destructive, the variable or the marker let it through."""
+def drop_username(project: Path, revision: str = "0003", down: str = "0002", header: str = "") -> None:
+    """Give the project copy a revision that drops users.username."""
+    add_revision(project, revision_source('op.drop_column("users", "username")', "pass", message="drop usernames",
+                                          revision=revision, down_revision=down, header=header),
+                 f"{revision}_drop.py")
+
+
+def test_refusal_names_the_rule_then_flag_variable_and_acknowledgement_apply(project: Path,
+                                                                            postgres_url: URL) -> None:
+    """Production refuses an unacknowledged drop (exit 6, unchanged); the flag, the variable or `reviewed` apply it."""
     env = clean_env(DATABASE_URL=plain(postgres_url), ENV="production", LOG_FORMAT="json")
     assert run_invoke(project, "migrate", env=env).returncode == 0
-    made = run_invoke(project, "revision", "-m", "drop usernames", env=env)
-    assert made.returncode == 0, made.stderr
-    path = Path(made.stdout.strip().splitlines()[-1])
-    text = path.read_text()
-    assert "reviewed_destructive: str | None = None" in text, "the template documents the marker"
-    path.write_text(text.replace('    """Apply this revision."""\n    pass',
-                                 '    """Apply this revision."""\n    op.drop_column("users", "username")'))
-
+    drop_username(project)
     refused = run_invoke(project, "migrate", env=env)
     assert refused.returncode == 6, refused.stderr
-    failed = events_named(refused.stderr, "command failed")[0]
-    assert "0003: drop column users.username" in str(failed["error"]) and "reviewed_destructive" in str(failed["error"])
-    assert [event["revision"] for event in events_named(refused.stderr, "destructive migration refused")] == ["0003"]
-    assert "username" in columns(postgres_url, "users")
-    assert migrations.status(Config(database_url=postgres_url)).current == ("0002",)
+    failed = events_named(refused.stderr, "command failed")[-1]
+    assert failed["rule"] == "drop-column" and failed["revision"] == "0003"
+    assert "drop-column on users.username" in str(failed["error"]) and "nothing was changed" in str(failed["error"])
+    assert 'reviewed = {"drop-column": "why it is safe"}' in str(failed["error"]), "the fix says how to acknowledge"
+    assert "username" in schema(postgres_url)["users"] and versions(postgres_url) == ["0002"]
 
     allowed = run_invoke(project, "migrate", "--allow-destructive", env=env)
     assert allowed.returncode == 0, allowed.stderr
-    assert events_named(allowed.stderr, "destructive migration allowed")
-    assert "username" not in columns(postgres_url, "users")
+    assert events_named(allowed.stderr, "destructive migration allowed")[0]["rule"] == "drop-column"
+    assert "username" not in schema(postgres_url)["users"]
 
-    versions = project / "alembic" / "versions"
-    write_revision(versions, "0004", "0003", 'op.drop_column("users", "language_code")')
-    by_variable = run_invoke(project, "migrate", env={**env, "ALLOW_DESTRUCTIVE_MIGRATIONS": "true"})
-    assert by_variable.returncode == 0, by_variable.stderr
-    write_revision(versions, "0005", "0004", 'op.alter_column("users", "first_name", type_=sa.String(100))',
-                   marker='reviewed_destructive = "names are never longer than 64 characters"')
-    marked = run_invoke(project, "migrate", env=env)
-    assert marked.returncode == 0, marked.stderr
-    engine = sa.create_engine(sync_url(postgres_url))
+    add_revision(project, revision_source('op.drop_column("users", "language_code")', "pass", message="drop lang",
+                                          revision="0004", down_revision="0003"), "0004_lang.py")
+    assert run_invoke(project, "migrate", env={**env, "ALLOW_DESTRUCTIVE_MIGRATIONS": "true"}).returncode == 0
+    add_revision(project, revision_source('op.drop_column("users", "last_seen_at")', "pass", message="drop seen",
+                                          revision="0005", down_revision="0004",
+                                          header='reviewed = {"drop-column": "never read since 1.4"}'),
+                 "0005_seen.py")
+    acknowledged = run_invoke(project, "migrate", env=env)
+    assert acknowledged.returncode == 0, acknowledged.stderr
+    assert events_named(acknowledged.stderr, "migration finding acknowledged")[0]["reason"] == "never read since 1.4"
+    engine = sync_engine(postgres_url)
     try:
         with engine.connect() as connection:
+            steps = {entry.revision: entry for entry in journal.entries(connection, kinds=["step"])
+                     if entry.status == journal.APPLIED}
             reviews = journal.entries(connection, kinds=["review"])
-            current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     finally:
         engine.dispose()
-    assert current == "0005"
-    assert [entry.success for entry in reversed(reviews)] == [True, False, True, True, True], "each review journaled"
+    kept = json.loads(steps["0005"].details or "{}")["review"]
+    assert kept == [{"rule": "drop-column", "level": "danger", "target": "users.last_seen_at",
+                     "verdict": "acknowledged", "reason": "never read since 1.4", "why": kept[0]["why"],
+                     "statement": "ALTER TABLE users DROP COLUMN last_seen_at"}]
+    assert json.loads(steps["0003"].details or "{}")["review"][0]["verdict"] == "allowed by operator"
+    assert [(entry.revision, entry.success) for entry in reviews] == [("0003", False)], "the refusal is journaled"
 
 
-def test_only_production_upgrades_are_reviewed(sqlite_url: URL) -> None:
-    """Development has no rails on upgrade; production reviews, and backs up too when BACKUP_BEFORE_MIGRATE=true."""
-    assert upgrade_guards(Config(database_url=sqlite_url)) == ()
-    assert len(upgrade_guards(Config(database_url=sqlite_url, env="production"))) == 1
-    assert len(upgrade_guards(Config(database_url=sqlite_url, env="production", backup_before_migrate=True))) == 2
-    config = Config(database_url=sqlite_url, env="production")
-    assert migrations.upgrade(config).after == ("0002",), "the shipped revisions pass the review"
+def test_development_warns_and_applies(sqlite_url: URL, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Development reports a finding as a warning and applies the revision anyway."""
+    source = revision_source('op.drop_column("users", "username")', "pass", message="drop usernames")
+    ini = revisions_folder(tmp_path, ("0003_drop.py", source))
+    migrations.upgrade(Config(database_url=sqlite_url, alembic_ini=ini), "0002")
+    assert migrations.upgrade(Config(database_url=sqlite_url, alembic_ini=ini)).after == ("0003",)
+    warned = [record for record in caplog.records if "migration finding" in record.getMessage()]
+    assert len(warned) == 1 and "drop-column" in warned[0].getMessage()
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_revision_code_runs_once_per_migrate(any_url: URL, tmp_path: Path, guarded: bool) -> None:
+    """upgrade() runs once, for real; MySQL/MariaDB's pre-flight renders it offline first unless it opts out."""
+    calls = tmp_path / "calls.txt"
+    body = (f"mode = 'offline' if context.is_offline_mode() else 'online'\n"
+            f"if {'not context.is_offline_mode()' if guarded else 'True'}:\n"
+            f"    open({str(calls)!r}, 'a').write(mode + '\\n')\n"
+            'op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))')
+    source = revision_source(body, "pass", message="count calls", header="from alembic import context")
+    ini = revisions_folder(tmp_path / "history", ("0003_calls.py", source))
+    migrations.upgrade(Config(database_url=any_url, alembic_ini=ini, env="production"))
+    preflight = any_url.get_backend_name() in ("mysql", "mariadb") and not guarded
+    assert calls.read_text().split() == (["offline", "online"] if preflight else ["online"])
+
+
+def test_mysql_preflight_refuses_before_any_revision_runs(mariadb_url: URL, tmp_path: Path) -> None:
+    """On MariaDB a refused drop in a later revision stops the run before the earlier one's DDL commits."""
+    add = revision_source('op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))', "pass",
+                          message="add nickname")
+    drop = revision_source('op.drop_column("users", "username")', "pass", message="drop usernames", revision="0004",
+                           down_revision="0003")
+    ini = revisions_folder(tmp_path, ("0003_add.py", add), ("0004_drop.py", drop))
+    migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini), "0002")
+    with pytest.raises(Refused) as refused:
+        migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini, env="production"))
+    assert "rendered offline, before any of them ran" in refused.value.line()
+    assert refused.value.fields["revision"] == "0004"
+    assert versions(mariadb_url) == ["0002"] and "nickname" not in schema(mariadb_url)["users"]
+    details = query(mariadb_url, "SELECT details FROM toolkit_journal WHERE kind = 'review'")
+    assert json.loads(details[0][0])["checked"] == "offline"
+
+
+def test_mysql_refusal_after_ddl_of_the_same_revision_is_half_applied(mariadb_url: URL, tmp_path: Path) -> None:
+    """A revision that cannot be rendered offline is checked as it runs; a refusal after its DDL is half-applied."""
+    body = ('op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar()\n'
+            'op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))\n'
+            'op.drop_column("users", "username")')
+    ini = revisions_folder(tmp_path, ("0003_mixed.py", revision_source(body, "pass", message="mixed")))
+    migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini), "0002")
+    production = Config(database_url=mariadb_url, alembic_ini=ini, env="production")
+    with pytest.raises(Refused) as refused:
+        migrations.upgrade(production)
+    assert "half-applied" in refused.value.line() and "invoke stamp --to 0003" in refused.value.line()
+    assert "nickname" in schema(mariadb_url)["users"] and "username" in schema(mariadb_url)["users"]
+    assert migrations.status(production).current == ("0002",)
+    with pytest.raises(Refused, match="half-applied"):
+        migrations.upgrade(production)
+
+
+def test_raising_revision_is_a_failed_migration_in_migrate_and_start(project: Path, postgres_url: URL) -> None:
+    """A revision that raises exits 4 naming it and its error, in `migrate` and in `start`, never 6."""
+    add_revision(project, revision_source('raise RuntimeError("the data is not what I expected")', "pass",
+                                          message="raises"))
+    env = clean_env(DATABASE_URL=plain(postgres_url), ENV="production", LOG_FORMAT="json", BOT_TOKEN=TOKEN)
+    for task in ("migrate", "start"):
+        result = run_invoke(project, task, env=env)
+        assert result.returncode == 4, result.stderr
+        failed = events_named(result.stderr, "command failed")[-1]
+        assert "revision 0003 (raises) failed" in str(failed["error"]) and "data is not what I expected" in \
+            str(failed["error"])
+    assert versions(postgres_url) == ["0002"]
+
+
+def test_x_arguments_reach_revisions(project: Path, tmp_path: Path) -> None:
+    """`-x key=value` on migrate reaches context.get_x_argument() as with `alembic -x`; without it the dict is empty."""
+    body = ("tenant = context.get_x_argument(as_dictionary=True).get('tenant', 'none')\n"
+            "op.create_table(f'settings_{tenant}', sa.Column('id', sa.Integer(), primary_key=True))")
+    add_revision(project, revision_source(body, "pass", message="per tenant", header="from alembic import context"))
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", LOG_FORMAT="json")
+    migrated = run_invoke(project, "migrate", "-x", "tenant=acme", "-x", "region=eu", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    database = URL.create("sqlite+aiosqlite", database=str(tmp_path / "bot.db"))
+    assert "settings_acme" in schema(database)
+    assert run_invoke(project, "rollback", "--yes", "--no-backup", env=env).returncode == 0
+    assert run_invoke(project, "migrate", env=env).returncode == 0
+    assert "settings_none" in schema(database)
+
+
+def test_review_command_reports_pending_findings_and_exits_7(project: Path, postgres_url: URL) -> None:
+    """`invoke review` lists each pending revision's findings, marks unrenderable ones, exits 7, applies nothing."""
+    env = clean_env(DATABASE_URL=plain(postgres_url), LOG_FORMAT="json")
+    assert run_invoke(project, "migrate", env=env).returncode == 0
+    drop_username(project)
+    drop_username(project, "0004", "0003", header='reviewed = {"drop-column": "agreed"}')
+    add_revision(project, revision_source('op.get_bind().execute(sa.text("SELECT 1")).scalar()', "pass",
+                                          message="reads", revision="0005", down_revision="0004"), "0005_reads.py")
+    reviewed = run_invoke(project, "review", env=env)
+    assert reviewed.returncode == 7, reviewed.stderr
+    assert "UNACKNOWLEDGED drop-column on users.username" in reviewed.stdout
+    assert "acknowledged   drop-column on users.username" in reviewed.stdout and "reason: agreed" in reviewed.stdout
+    assert "0005  reads  (checked when applied" in reviewed.stdout
+    document = json.loads(run_invoke(project, "review", "--json", env=env).stdout)
+    assert [revision["checked"] for revision in document["revisions"]] == ["offline", "offline", "when applied"]
+    assert document["unacknowledged"] == 1 and document["checked_when_applied"] == ["0005"]
+    assert versions(postgres_url) == ["0002"], "review applies nothing"
+    offline = run_invoke(project, "review", "--from", "0003", env={**env, "DATABASE_URL": "postgresql://nobody@"
+                                                                  "127.0.0.1:1/none"})
+    assert offline.returncode == 0, offline.stderr
+    assert "review of 2 pending revision(s) from 0003" in offline.stdout, "--from needs no database"
 
 
 def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`invoke start --allow-destructive` hands the startup sequence a config that lets unmarked revisions through."""
+    """`invoke start --allow-destructive` gives the startup sequence a config that lets unacknowledged findings by."""
     import bot.startup
     from bot import commands
 
@@ -181,3 +241,21 @@ def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPa
     commands.start(allow_destructive=True)
     commands.start()
     assert [config.allow_destructive_migrations for config in seen] == [True, False]
+
+
+def test_shipped_revisions_pass_the_review(any_url: URL, caplog: pytest.LogCaptureFixture) -> None:
+    """The project's own revisions apply in production on a fresh database with no finding at all."""
+    assert migrations.upgrade(Config(database_url=any_url, env="production")).after == ("0002",)
+    assert not [record for record in caplog.records if "finding" in record.getMessage()]
+
+
+def test_review_doc_lists_every_rule_with_its_level() -> None:
+    """docs/REVIEW.md has a table row and a section for each rule id, with its level, and none that is not a rule."""
+    text = (ROOT / "docs" / "REVIEW.md").read_text()
+    rows = {match[0]: match[1] for match in re.findall(r"^\| `([a-z-]+)` \| (danger|advice)", text, re.M)}
+    sections = re.findall(r"^### `([a-z-]+)`$", text, re.M)
+    assert rows == {rule.id: rule.level for rule in RULES.values()}
+    assert sections == list(RULES)
+    for rule in RULES.values():
+        named = re.findall(rf"^\| `{rule.id}` \|[^|]*\|[^|]*\|([^|]*)\|$", text, re.M)[0]
+        assert set(re.findall(r"`([a-z-]+)`", named)) == set(rule.squawk), rule.id

@@ -28,9 +28,11 @@ def test_every_task_and_flag_is_explained(project: Path) -> None:
         for parameter in inspect.signature(task_.body).parameters.values():
             if parameter.name == "c":
                 continue
-            flag = "--" + parameter.name.replace("_", "-")
-            line = next((line for line in help_text.splitlines() if line.strip().startswith("-") and flag in line),
-                        None)
+            name_ = parameter.name.strip("_").replace("_", "-")
+            flag = ("-" if len(name_) == 1 else "--") + name_  # Invoke gives one-letter parameters a short flag only
+            line = next((line for line in help_text.splitlines() if line.strip().startswith("-")
+                         and flag in line.split()[0:2]), None) or next(
+                (line for line in help_text.splitlines() if line.strip().startswith("-") and flag + "=" in line), None)
             assert line is not None, f"{name}: {flag} is not in --help"
             assert len(line.split(flag, 1)[1].split(None, 1)[-1].strip()) > 10, f"{name}: {flag} has no help"
 

@@ -24,6 +24,10 @@ CONNECT_TIMEOUT = 10
 # so a killed migrator's statement (and its locks) end within seconds instead of when the statement ends.
 CLIENT_CHECK_INTERVAL_MS = 2000
 
+# Statements the toolkit sends on a migration connection for itself (journal rows, SQLite's BEGIN) carry this
+# execution option, so the migration review never mistakes them for a revision's.
+INTERNAL = {"bot_toolkit_internal": True}
+
 # Query options the MySQL drivers accept as they are; the ssl ones are translated below.
 _MYSQL_PASSTHROUGH = {"charset", "connect_timeout", "read_timeout", "write_timeout", "local_infile",
                       "program_name", "init_command", "autocommit", "sql_mode", "binary_prefix"}
@@ -253,4 +257,4 @@ def make_sqlite_ddl_transactional(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin_immediately(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE", execution_options=INTERNAL)

@@ -41,7 +41,7 @@ log = get_logger("bot.fastpath")
 # Manifests at_head has just checked against the files, so the bot's start reads the heads without a second scan.
 _verified: dict[Path, Manifest] = {}
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 # Coarse file-system clocks can give an edit made right after the build the same mtime; git calls this racy.
 RACY_WINDOW_NS = 2_000_000_000
 SKIPPED_ENTRIES = frozenset({"__pycache__"})
@@ -57,6 +57,7 @@ class Manifest:
     revisions: frozenset[str]
     version_dirs: tuple[str, ...]
     pinned: dict[str, str]  # racy file path -> sha256 of its content at build time
+    digest: str = ""  # of every revision file's checksum (bot.database.checksums), matched against the journal's
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,16 @@ def manifest_path(ini: Path = ALEMBIC_INI) -> Path:
     return ini.parent / "__pycache__" / name
 
 
-def at_head(config: Config, *, ini: Path = ALEMBIC_INI) -> tuple[str, ...] | None:
+def at_head(config: Config, *, ini: Path | None = None) -> tuple[str, ...] | None:
     """The database's revision when it is provably at the scripts' single head; None whenever unsure.
 
     The database is read first: an empty one (or an unfinished journal entry) needs no graph to say
     "not sure". Only a database with revisions and a stale manifest pays for Alembic, once, to rebuild it.
     """
+    ini = ini or config.alembic_ini
     _verified.pop(ini, None)  # an earlier proof in this process says nothing about the files now
     try:
-        current, unfinished = read_database(config.database_url)
+        current, unfinished, recorded_digest = read_database(config.database_url)
     except Exception as error:  # noqa: BLE001 - any doubt about the database is the full path's to report
         return _unsure("database not read", error=type(error).__name__)
     if not current:
@@ -99,6 +101,8 @@ def at_head(config: Config, *, ini: Path = ALEMBIC_INI) -> tuple[str, ...] | Non
         return _unsure("several heads" if manifest.heads else "no revisions")
     if len(current) != len(set(current)) or set(current) != set(manifest.heads):
         return _unsure("not at head", current=list(current), heads=list(manifest.heads))
+    if not manifest.digest or recorded_digest != manifest.digest:
+        return _unsure("revision files not confirmed against the journal's checksums")
     _verified[ini] = manifest
     return current
 
@@ -153,9 +157,13 @@ def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | Non
         return _unsure("alembic could not read the scripts", error=type(error).__name__)
     if _unsupported(scripts):
         return None
+    # The full path's own module, loaded only when Alembic has read the graph anyway.
+    from bot.database import checksums
+
     try:
         manifest = Manifest(taken.fingerprint, heads, revisions, taken.version_dirs,
-                            _pin_racy(taken.version_dirs, taken.started_ns))
+                            _pin_racy(taken.version_dirs, taken.started_ns),
+                            checksums.digest(checksums.files_of(checksums.scripts_of(scripts))))
         changed = fingerprint(taken.ini, taken.version_dirs) != taken.fingerprint
     except OSError:  # a file went away or became unreadable while we hashed it
         changed = True
@@ -195,7 +203,7 @@ def read_manifest(path: Path) -> Manifest | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Manifest(fingerprint=data["fingerprint"], heads=tuple(data["heads"]),
                         revisions=frozenset(data["revisions"]), version_dirs=tuple(data["version_dirs"]),
-                        pinned=dict(data["pinned"]))
+                        pinned=dict(data["pinned"]), digest=str(data["digest"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -204,7 +212,7 @@ def write_manifest(manifest: Manifest, path: Path) -> bool:
     """Store atomically (temp file + rename); a read-only tree just keeps paying the full price."""
     document = {"fingerprint": manifest.fingerprint, "heads": list(manifest.heads),
                 "revisions": sorted(manifest.revisions), "version_dirs": list(manifest.version_dirs),
-                "pinned": manifest.pinned}
+                "pinned": manifest.pinned, "digest": manifest.digest}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,13 +236,13 @@ def _discard(path: Path) -> None:
         pass
 
 
-def read_database(url: URL) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """alembic_version's rows and the journal's unfinished rows, through the synchronous driver."""
-    from bot.database import journal
+def read_database(url: URL) -> tuple[tuple[str, ...], list[tuple[Any, ...]], str | None]:
+    """alembic_version's rows, the journal's unfinished rows and its checksum digest, through the sync driver."""
+    from bot.database import checksums, journal
 
     with _sync_connection(url) as connection:
         current = tuple(str(row[0]) for row in _fetch(connection, "SELECT version_num FROM alembic_version"))
-        return current, journal.unfinished(connection)
+        return current, journal.unfinished(connection), checksums.latest_digest(connection)
 
 
 def _sync_connection(url: URL) -> Any:

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Dialect, Row
 from sqlalchemy.types import TypeEngine
 
 from bot import __version__
+from bot.database.engine import INTERNAL
 from bot.errors import Refused
 from bot.paths import PROJECT_ROOT
 
@@ -302,7 +303,7 @@ def insert_entry(connection: Connection, *, kind: str, status: str, who: Origin,
     row = {"kind": kind, "status": status, "started_at": started_at, "description": description[:255],
            **who.values(), **values}
     # One prebuilt statement with parameters: a fresh .values() per row cost ~0.3 ms of SQLAlchemy coercion.
-    result = connection.execute(_INSERT, row)
+    result = connection.execute(_INSERT, row, execution_options=INTERNAL)
     return int(result.inserted_primary_key[0])
 
 
@@ -345,7 +346,7 @@ def interrupted_step(run: Entry, later: Iterable[Entry]) -> dict[str, object] | 
 
 def update_entry(connection: Connection, entry_id: int, **values: object) -> None:
     """Change one row in the caller's transaction."""
-    connection.execute(update(journal).where(journal.c.id == entry_id).values(**values))
+    connection.execute(update(journal).where(journal.c.id == entry_id).values(**values), execution_options=INTERNAL)
 
 
 def committed(connection: Connection, work: Callable[[Connection], Any]) -> Any:

@@ -12,16 +12,20 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
 from bot.config import Config, load_config
-from bot.database import fastpath, journal
+from bot.database import checksums, fastpath, journal
+from bot.database.catalog import Catalog
 from bot.database.engine import create_engine
 from bot.database.recorder import StepRecorder
-from bot.database.safeguards import bound_ddl_locks
+from bot.database.review import ALLOW, COLLECT, ENFORCE, REPORT, REPORTED, Review, ReviewRefused
+from bot.database.safeguards import bound_ddl_locks, is_lock_wait
 from bot.database.urls import database_label, where
+from bot.database.waiting import reason
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard, run_guarded
@@ -33,6 +37,7 @@ if TYPE_CHECKING:  # Alembic and SQLAlchemy's asyncio layer load only when the f
     from bot.database.steps import PlannedStep, StepObserver, StepResult
 
 log = get_logger("bot.migrations")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ def run_migrations_if_needed(config: Config | None = None) -> MigrationReport | 
     state = found.state
     _refuse_unsafe_state(state)
     journal.refuse_half_applied(found.half_applied, found.location)
+    refuse_edited(found.edited, config, found.location)
     if state.pending:
         revisions = [info.revision for info in state.pending]
         if not config.is_production:
@@ -240,7 +246,7 @@ def _status(scripts: ScriptDirectory, current: tuple[str, ...]) -> Status:
 
 def _history(scripts: ScriptDirectory, current: tuple[str, ...]) -> list[RevisionInfo]:
     """All revisions, newest first, each marked against the database's current revisions."""
-    applied = _applied(scripts, current)
+    applied = applied_revisions(scripts, current)
     heads = set(scripts.get_heads())
     return [RevisionInfo(revision=script.revision, message=script.doc or "",
                          down_revisions=tuple(script._all_down_revisions), is_head=script.revision in heads,
@@ -248,7 +254,7 @@ def _history(scripts: ScriptDirectory, current: tuple[str, ...]) -> list[Revisio
             for script in scripts.walk_revisions()]
 
 
-def _applied(scripts: ScriptDirectory, current: tuple[str, ...]) -> set[str]:
+def applied_revisions(scripts: ScriptDirectory, current: tuple[str, ...]) -> set[str]:
     """Every revision at or below the database's current revisions."""
     known = [rev for rev in current if _known(scripts, rev)]
     if not known:
@@ -300,6 +306,11 @@ async def _read(config: Config, work: Callable[[Connection], Any]) -> Any:
         return await connection.run_sync(work)
 
 
+def read_on_connection(config: Config, work: Callable[[Connection], T]) -> T:
+    """Run a read-only sync function on a fresh connection (waiting for the database), from synchronous code."""
+    return run_guarded(lambda guard: _read(config, work))
+
+
 def _migrate(config: Config, direction: str, target: str, *, confirm: Confirm | None,
              safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Shared body of upgrade and the rollbacks."""
@@ -308,14 +319,14 @@ def _migrate(config: Config, direction: str, target: str, *, confirm: Confirm | 
 
 async def _migrate_async(config: Config, direction: str, target: str, confirm: Confirm | None,
                          guard: ShutdownGuard, safeguards: Sequence[Guard] = ()) -> MigrationReport:
-    """Lock, re-read where the database stands, plan, confirm, run, report."""
+    """Lock, re-read where the database stands, plan, confirm, run (retrying lock timeouts), report."""
     from bot.database.lock import migration_lock
     from bot.database.scripts import alembic_config, load_scripts
-    from bot.database.steps import StepObserver, current_heads, run_steps
+    from bot.database.steps import current_heads
 
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
-    files = fastpath.snapshot(scripts)
+    files = fastpath.snapshot(scripts, config.alembic_ini)
     url = config.database_url
     async with _connection(config) as (engine, connection):
         async with migration_lock(engine, url, config.migration_lock_timeout):
@@ -328,36 +339,189 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
                 _refuse_unknown(state)
             who = journal.origin(config.env)
             journal.refuse_half_applied(await connection.run_sync(journal.prepare, who), where(url))
+            files = None
+            if direction == "upgrade":
+                files = await connection.run_sync(_validate_checksums, config, scripts, before, who)
             steps = _plan_steps(scripts, direction, target, before)
             planned = Plan(direction, database_label(url), where(url), before, target, steps)
             if not steps:
                 log.info("nothing to migrate", direction=direction, target=target, current=list(before))
+                if files is not None:
+                    await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), before, who,
+                                              files)
                 return MigrationReport(direction, before, before)
             if confirm is not None and not await _ask(confirm, planned):
                 raise Refused(f"{direction} of {where(url)} was not confirmed", "the answer did not match",
                               "run it again and type the database name, or pass --yes")
+            mode = review_mode(config) if direction == "upgrade" else None
+            if mode == ENFORCE and url.get_backend_name() in ("mysql", "mariadb"):
+                await connection.run_sync(_preflight, config, alembic_cfg, scripts, target, before)
             for safeguard in safeguards:
                 await connection.run_sync(safeguard, planned)
             await connection.run_sync(bound_ddl_locks, config)
-            recorder = StepRecorder(who, direction, config.secrets(),
-                                    await connection.run_sync(journal.durations, direction))
-            observer = StepObserver(direction, guard, recorder=recorder)
             started = time.perf_counter()
             log.info("migrations starting", direction=direction, count=len(steps), current=list(before),
                      target=target, database=where(url))
-            try:
-                await connection.run_sync(run_steps, alembic_cfg, scripts, direction, target, observer)
-                await connection.run_sync(recorder.run_finished)
-            except Exception as error:
-                written = await connection.run_sync(recorder.step_failed, error)
-                raise _failure(error, observer, url.get_backend_name(),
-                               half_applied=written == journal.HALF_APPLIED if written else None) from error
+            run = _Run(config, alembic_cfg, scripts, direction, target, guard, who, mode)
+            results = await run.until_done(connection, current_heads)
             after = await connection.run_sync(current_heads)
             await connection.rollback()
+            if files is not None:
+                await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), after, who,
+                                          files)
             total = (time.perf_counter() - started) * 1000
-            log.info("migrations complete", direction=direction, applied=len(observer.results),
+            log.info("migrations complete", direction=direction, applied=len(results),
                      duration_ms=round(total, 1), revision=",".join(after) or None)
-            return MigrationReport(direction, before, after, tuple(observer.results), total)
+            return MigrationReport(direction, before, after, tuple(results), total)
+
+
+def review_mode(config: Config) -> str:
+    """What an upgrade's review does with an unacknowledged finding: refuse, allow loudly, or warn (development)."""
+    if not config.is_production:
+        return REPORT
+    return ALLOW if config.allow_destructive_migrations else ENFORCE
+
+
+@dataclass
+class _Run:
+    """The steps of one command, run and, when a step waited too long for a table lock, run again."""
+
+    config: Config
+    alembic_cfg: Any
+    scripts: ScriptDirectory
+    direction: str
+    target: str
+    guard: ShutdownGuard
+    who: journal.Origin
+    mode: str | None
+    review: Review | None = None
+    results: list[StepResult] = field(default_factory=list)
+
+    async def until_done(self, connection: AsyncConnection,
+                         heads: Callable[[Connection], tuple[str, ...]]) -> list[StepResult]:
+        """Run what is left; a lock timeout on a step that left nothing behind is retried with backoff."""
+        from bot.database.steps import StepObserver, plan, run_steps
+
+        attempt = 0
+        while True:
+            recorder = StepRecorder(self.who, self.direction, self.config.secrets(),
+                                    await connection.run_sync(journal.durations, self.direction))
+            review = await connection.run_sync(self._review) if self.mode is not None else None
+            observer = StepObserver(self.direction, self.guard, recorder=recorder, review=review)
+            recorder.step_details = partial(self._step_details, observer, review)
+            if review is not None:
+                recorder.read_only = review.read_only
+            try:
+                await connection.run_sync(run_steps, self.alembic_cfg, self.scripts, self.direction, self.target,
+                                          observer)
+                await connection.run_sync(recorder.run_finished)
+                self.results += observer.results
+                return self.results
+            except Exception as error:
+                self.results += observer.results
+                written = await connection.run_sync(recorder.step_failed, error)
+                backend = self.config.database_url.get_backend_name()
+                left_nothing = written == journal.FAILED
+                if isinstance(error, ReviewRefused):
+                    await connection.run_sync(_journal_refusal, self.config, error)
+                elif left_nothing and is_lock_wait(error) and attempt < self.config.ddl_lock_retries \
+                        and observer.current is not None and not self.guard.signal_name:
+                    attempt += 1
+                    delay = min(2.0 ** (attempt - 1), 30.0)
+                    log.warning("migration step retried", revision=plan(observer.current).revision, attempt=attempt,
+                                retries=self.config.ddl_lock_retries, retry_in_s=delay, reason=reason(error))
+                    await asyncio.sleep(delay)
+                    await connection.rollback()
+                    continue
+                raise _failure(error, observer, backend,
+                               half_applied=written == journal.HALF_APPLIED if written else None) from error
+
+    def _step_details(self, observer: StepObserver, review: Review | None) -> dict[str, object] | None:
+        """What the step's journal row keeps beyond its columns: the file's checksums (upgrades), the review."""
+        details: dict[str, object] = {}
+        step = observer.current
+        if self.direction == "upgrade" and step is not None:
+            details["checksum"] = checksums.of_script(step.revision.path, step.revision.module).as_json()
+        if review is not None:
+            details.update(review.step_details() or {})
+        return details or None
+
+    def _review(self, connection: Connection) -> Review:
+        """One review for the whole command: tables created by earlier attempts' steps stay known."""
+        if self.review is None:
+            assert self.mode is not None
+            self.review = Review(connection.dialect.name, Catalog(connection.dialect.name), self.mode)
+        return self.review
+
+
+def _validate_checksums(connection: Connection, config: Config, scripts: ScriptDirectory,
+                        current: tuple[str, ...], who: journal.Origin) -> dict[str, str]:
+    """Refuse (production) or report an applied revision edited since; give unrecorded ones a baseline checksum."""
+    triples = checksums.scripts_of(scripts)
+    files = checksums.files_of(triples)
+    applied = applied_revisions(scripts, current)
+    refuse_edited(checksums.edited(connection, triples, applied, files), config, where(config.database_url))
+    lacking = checksums.missing(connection, applied)
+    if lacking:
+        recorded = checksums.record_baseline(connection, who, triples, lacking)
+        log.info("revision checksums recorded", revisions=sorted(recorded), reason="baseline")
+    if connection.in_transaction():
+        connection.commit()
+    return files
+
+
+def refuse_edited(edited: Sequence[checksums.Edited], config: Config, location: str) -> None:
+    """An applied revision whose file changed: production refuses to go on (exit 6), development warns."""
+    if not edited:
+        return
+    names = [item.revision for item in edited]
+    if not config.is_production:
+        log.warning("applied revision edited", revisions=names, database=location,
+                    fix="`invoke accept-edit --revision REV --reason ...` once the change is intended")
+        return
+    raise Refused(f"revision(s) {', '.join(names)} were edited after they were applied to {location}",
+                  "an applied revision never runs again, so the edit does not match what this database holds",
+                  "restore the file from version control, or, if the edit is intended (a fix for new databases), "
+                  f"run `invoke accept-edit --revision {names[0]} --reason '...'` (docs/REVIEW.md)",
+                  revisions=names)
+
+
+def _preflight(connection: Connection, config: Config, alembic_cfg: Any, scripts: ScriptDirectory, target: str,
+               before: tuple[str, ...]) -> None:
+    """MySQL/MariaDB: judge the pending revisions rendered offline first, since their DDL commits as it runs."""
+    from bot.database.offline import check_offline
+    from bot.database.steps import steps_between
+
+    review = Review(connection.dialect.name, Catalog(connection.dialect.name, offline=True, connection=connection),
+                    COLLECT)
+    checks = check_offline(alembic_cfg, scripts, steps_between(scripts, "upgrade", target, before), before, review)
+    if connection.in_transaction():
+        connection.commit()
+    refused = [(check, verdict) for check in checks for verdict in check.verdicts if verdict.verdict == REPORTED]
+    for check, verdict in refused:
+        log.error("destructive migration refused", revision=check.revision, rule=verdict.finding.rule,
+                  target=verdict.finding.target, statement=verdict.finding.statement, why=verdict.finding.why,
+                  fix=verdict.finding.fix)
+    if not refused:
+        return
+    check, verdict = refused[0]
+    error = ReviewRefused(verdict.finding, check.revision, check.message)
+    _journal_refusal(connection, config, error, before_anything=True)
+    more = f" (and {len(refused) - 1} more finding(s), logged above)" if len(refused) > 1 else ""
+    raise Refused(error.what + more, f"{error.why}; nothing was changed: the pending revisions were checked, "
+                  "rendered offline, before any of them ran", error.fix, revision=check.revision,
+                  rule=verdict.finding.rule)
+
+
+def _journal_refusal(connection: Connection, config: Config, error: ReviewRefused, *,
+                     before_anything: bool = False) -> None:
+    """The review's refusal, in the journal: which rule, on what, in which revision."""
+    from bot.database.safeguards import REVIEW, record
+
+    record(connection, config, REVIEW, f"review refused revision {error.revision}", started=journal.now(),
+           success=False, error=error.line(), revision=error.revision,
+           details={"rule": error.finding.rule, "target": error.finding.target,
+                    "statement": error.finding.statement, "checked": "offline" if before_anything else "as it ran"})
 
 
 def _refuse_unknown(state: Status) -> None:
@@ -408,12 +572,13 @@ def _settle(future: Any, result: bool | None, error: BaseException | None) -> No
 
 def _failure(error: Exception, observer: StepObserver, backend: str, *,
              half_applied: bool | None = None) -> Exception:
-    """Name the revision that failed, why, and what state that leaves the database in."""
+    """Name the revision that failed (or was refused), why, and what state that leaves the database in."""
     from bot.database.steps import plan
     from bot.database.waiting import reason
     from bot.errors import Interrupted, ToolkitError
 
-    if isinstance(error, (Interrupted, ToolkitError)):
+    refused = isinstance(error, ReviewRefused)
+    if isinstance(error, (Interrupted, ToolkitError)) and not refused:
         return error
     step = observer.current
     if step is None:
@@ -429,6 +594,12 @@ def _failure(error: Exception, observer: StepObserver, backend: str, *,
         state = ("its first statement failed, so nothing of it ran" if backend in ("mysql", "mariadb")
                  else "this revision was rolled back as a whole")
         fix = "fix the revision and run migrate again"
+    if isinstance(error, ReviewRefused):
+        nothing = "" if half_applied else "; nothing was changed"
+        state = ("the statement was stopped before it ran" + nothing if not half_applied else
+                 f"the statement was stopped before it ran, but {state}")
+        return Refused(error.what, f"{error.why}; {state}", error.fix if not half_applied else f"{fix}; {error.fix}",
+                       **error.fields)
     from bot.database.safeguards import ddl_limit_hint
 
     hint = ddl_limit_hint(error)

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from bot.config import Config
-from bot.database import journal
+from bot.database import checksums, journal
 from bot.database.engine import create_engine
 from bot.database.lock import migration_lock
-from bot.database.migrations import RevisionInfo, Status, _history, _status
+from bot.database.migrations import RevisionInfo, Status, _history, _status, applied_revisions
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.urls import where
@@ -53,6 +53,7 @@ class Overview:
     in_progress: tuple[journal.Entry, ...]
     last_entry: journal.Entry | None
     journal_version: int | None
+    edited: tuple[checksums.Edited, ...] = ()
 
     @property
     def check_problems(self) -> list[str]:
@@ -67,6 +68,8 @@ class Overview:
                             + ", ".join(info.revision for info in self.state.pending))
         if len(self.state.heads) > 1:
             problems.append("several heads: " + ", ".join(self.state.heads))
+        if self.edited:
+            problems.append("edited after it was applied: " + ", ".join(item.revision for item in self.edited))
         return problems
 
 
@@ -81,13 +84,15 @@ def read_overview(config: Config) -> Overview:
             connection = await open_connection(engine, url, config.db_wait_timeout)
             try:
                 current, version, rows = await connection.run_sync(_read_rows)
+                edited = await connection.run_sync(_edited, scripts, current) if version is not None else []
             finally:
                 await connection.close()
             running = [entry for entry in rows if entry.status == journal.RUNNING and entry.resolved_by is None]
             lock_free = await _lock_is_free(engine, config) if running else True
         finally:
             await engine.dispose()
-        return _combine(where(url), _status(scripts, current), _history(scripts, current), version, rows, lock_free)
+        found = _combine(where(url), _status(scripts, current), _history(scripts, current), version, rows, lock_free)
+        return replace(found, edited=tuple(edited))
 
     return run_guarded(lambda guard: read())
 
@@ -96,8 +101,9 @@ def check(overview: Overview) -> None:
     """For CI and deploy gates: fail (exit 7) when anything is pending, half-applied or unknown."""
     problems = overview.check_problems
     if problems:
-        raise CheckFailed(f"the database at {overview.location} is not at head", "; ".join(problems),
-                          "run `invoke migrate`, or see docs/JOURNAL.md for a half-applied revision")
+        raise CheckFailed(f"the database at {overview.location} is not at head and whole", "; ".join(problems),
+                          "run `invoke migrate`, see docs/JOURNAL.md for a half-applied revision, or docs/REVIEW.md "
+                          "for an edited one")
 
 
 def history_document(overview: Overview, limit: int | None = None) -> dict[str, object]:
@@ -115,6 +121,7 @@ def history_document(overview: Overview, limit: int | None = None) -> dict[str, 
             "is_head": record.info.is_head,
             "is_current": record.info.is_current,
             "status": record.status,
+            "edited": record.info.revision in {item.revision for item in overview.edited},
             "last_applied": None if record.last_applied is None else _applied_json(record.last_applied),
             "last_entry": None if record.last_entry is None else record.last_entry.as_json(),
         } for record in revisions],
@@ -136,6 +143,7 @@ def status_document(overview: Overview) -> dict[str, object]:
         "in_progress": [entry.as_json() for entry in overview.in_progress],
         "last_entry": None if overview.last_entry is None else overview.last_entry.as_json(),
         "journal_schema_version": overview.journal_version,
+        "edited": [item.as_json() for item in overview.edited],
         "problems": overview.check_problems,
     }
 
@@ -145,6 +153,14 @@ def validate_limit(limit: int | None) -> int | None:
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit} is not allowed", "it counts revisions to show", "pass --limit 1 or more")
     return limit
+
+
+def _edited(connection: Connection, scripts: Any, current: tuple[str, ...]) -> list[checksums.Edited]:
+    """Applied revisions whose file changed since the journal recorded it."""
+    if journal.schema_version(connection) != journal.SCHEMA_VERSION:
+        return []
+    triples = checksums.scripts_of(scripts)
+    return checksums.edited(connection, triples, applied_revisions(scripts, current), checksums.files_of(triples))
 
 
 def _read_rows(connection: Connection) -> tuple[tuple[str, ...], int | None, list[journal.Entry]]:

@@ -11,8 +11,9 @@ runs, so a killed process always leaves a trace.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from bot.database import journal
+from bot.database.engine import INTERNAL
 from bot.logs import get_logger
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ class StepRecorder:
     started_at: datetime | None = None
     started: float = 0.0
     statements_done: int | None = None  # where DDL commits as it goes: the current step's successful statements
+    step_details: Callable[[], dict[str, object] | None] | None = None  # extra facts for the step's row (review)
+    read_only: Callable[[], bool] | None = None  # whether the statement just run only read (the review knows)
 
     def context_options(self) -> dict[str, Any]:
         """What env.py merges into context.configure() so Alembic calls us inside each step's transaction."""
@@ -155,9 +159,12 @@ class StepRecorder:
         """Alembic's on_version_apply: alembic_version just moved, in the step's transaction; so does our row."""
         if self.planned is None:
             return
-        ending = {"status": journal.APPLIED if self.direction == "upgrade" else journal.REVERTED,
-                  "success": True, "finished_at": journal.now(),
-                  "duration_ms": (time.perf_counter() - self.started) * 1000}
+        ending: dict[str, object] = {"status": journal.APPLIED if self.direction == "upgrade" else journal.REVERTED,
+                                     "success": True, "finished_at": journal.now(),
+                                     "duration_ms": (time.perf_counter() - self.started) * 1000}
+        details = self.step_details() if self.step_details is not None else None
+        if details:
+            ending["details"] = json.dumps(details, sort_keys=True, separators=(",", ":"))
         if self.entry_id is None:
             # Not remembered: if the step's COMMIT fails (a deferred constraint), this row rolls back with it
             # and step_failed must insert the failed row rather than update one that is gone.
@@ -165,8 +172,13 @@ class StepRecorder:
         else:
             journal.update_entry(ctx.connection, self.entry_id, **ending)
 
-    def _statement_done(self, *_event: Any) -> None:
+    def _statement_done(self, _connection: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
+                        _executemany: bool) -> None:
         """after_cursor_execute: one more statement of the step succeeded, so it may have changed something."""
+        if context is not None and any(context.execution_options.get(key) for key in INTERNAL):
+            return  # the toolkit's own (journal rows, the review's catalog reads)
+        if self.read_only is not None and self.read_only():
+            return  # a read (Alembic's reflection, a revision's SELECT) changed nothing
         if self.statements_done is not None:
             self.statements_done += 1
 
@@ -186,7 +198,8 @@ def _flush_commits(connection: Connection, wait: bool) -> None:
     alembic_version), which the next run applies again. This saves one disk flush per revision.
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("RESET synchronous_commit" if wait else "SET synchronous_commit TO off")
+        connection.exec_driver_sql("RESET synchronous_commit" if wait else "SET synchronous_commit TO off",
+                                   execution_options=INTERNAL)
 
 
 def estimate_remaining(remaining: Sequence[str], known: Mapping[str, float],

@@ -24,18 +24,15 @@ if TYPE_CHECKING:
 log = get_logger("bot.safeguards")
 
 Guard = Callable[[Connection, "Plan"], None]
-REVIEW = "review"
+REVIEW = "review"  # journal kind of the review's refusals
 BACKUP = "backup"
 
 
 def upgrade_guards(config: Config) -> tuple[Guard, ...]:
-    """Production upgrades: review the pending revisions, then back up when BACKUP_BEFORE_MIGRATE=true."""
-    if not config.is_production:
+    """Production upgrades back up first when BACKUP_BEFORE_MIGRATE=true (the review runs with the steps)."""
+    if not config.is_production or not config.backup_before_migrate:
         return ()
-    guards: list[Guard] = [review_guard(config, enforce=not config.allow_destructive_migrations)]
-    if config.backup_before_migrate:
-        guards.append(backup_guard(config))
-    return tuple(guards)
+    return (backup_guard(config),)
 
 
 def downgrade_guards(config: Config, *, backup: bool) -> tuple[Guard, ...]:
@@ -52,39 +49,6 @@ def skipped_backup(config: Config) -> Guard:
                started=journal.now(), success=True, details={"skipped": True})
 
     return skip
-
-
-def review_guard(config: Config, *, enforce: bool) -> Guard:
-    """Refuse unmarked destructive operations in the pending revisions (or only report them when allowed)."""
-
-    def review(connection: Connection, plan: Plan) -> None:
-        from bot.database.review import refuse_unreviewed, review_revisions
-        from bot.database.scripts import alembic_config, load_scripts
-
-        if plan.direction != "upgrade":
-            return
-        started = journal.now()
-        scripts = load_scripts(alembic_config(config))
-        reviews = review_revisions(scripts, [step.revision for step in plan.steps], connection.dialect.name)
-        unaccepted = [review for review in reviews if not review.accepted]
-        for item in reviews:
-            if item.findings:
-                log.info("migration reviewed", revision=item.revision, findings=[f.line() for f in item.findings],
-                         marker=item.marker_reason)
-        if unaccepted and not enforce:
-            log.warning("destructive migration allowed", revisions=[item.revision for item in unaccepted],
-                        reason="--allow-destructive or ALLOW_DESTRUCTIVE_MIGRATIONS=true")
-        refused = bool(unaccepted) and enforce
-        details = {"revisions": [{"revision": item.revision, "marker": item.marker_reason,
-                                  "findings": [f.line() for f in item.findings]} for item in reviews],
-                   "allowed_by_operator": bool(unaccepted) and not enforce}
-        record(connection, config, REVIEW, f"review of {len(reviews)} pending revision(s)", started=started,
-               success=not refused, details=details,
-               error=f"{len(unaccepted)} revision(s) hold unmarked destructive operations" if refused else None)
-        if enforce:
-            refuse_unreviewed(reviews)
-
-    return review
 
 
 def backup_guard(config: Config) -> Guard:
@@ -144,13 +108,24 @@ _LOCK_WAITS: set[object] = {"55P03", 1205}
 _STATEMENT_LIMITS: set[object] = {"57014", 1969, 3024}
 
 
+def _error_codes(error: BaseException) -> set[object]:
+    """The driver's SQLSTATE and error number of an error (or of the error SQLAlchemy wrapped)."""
+    original = getattr(error, "orig", None) or error
+    return {getattr(original, "sqlstate", None), original.args[0] if getattr(original, "args", None) else None}
+
+
+def is_lock_wait(error: BaseException) -> bool:
+    """The error is a statement giving up on a table lock after DDL_LOCK_TIMEOUT."""
+    return bool(_error_codes(error) & _LOCK_WAITS)
+
+
 def ddl_limit_hint(error: BaseException) -> str | None:
     """What to do when a step hit DDL_LOCK_TIMEOUT or DDL_STATEMENT_TIMEOUT (None for any other error)."""
-    original = getattr(error, "orig", None) or error
-    codes = {getattr(original, "sqlstate", None), original.args[0] if getattr(original, "args", None) else None}
+    codes = _error_codes(error)
     if codes & _LOCK_WAITS:
-        return ("another session held a lock on the table longer than DDL_LOCK_TIMEOUT: run migrate again when "
-                "it is idle (or find it in pg_stat_activity / SHOW PROCESSLIST), or raise DDL_LOCK_TIMEOUT")
+        return ("another session held a lock on the table longer than DDL_LOCK_TIMEOUT (retried DDL_LOCK_RETRIES "
+                "times): run migrate again when it is idle (or find it in pg_stat_activity / SHOW PROCESSLIST), or "
+                "raise DDL_LOCK_TIMEOUT")
     if codes & _STATEMENT_LIMITS:
         return "a statement ran longer than DDL_STATEMENT_TIMEOUT: raise it for this migration, or split the revision"
     return None

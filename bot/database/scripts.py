@@ -9,7 +9,6 @@ from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
 from bot.config import Config
-from bot.paths import ALEMBIC_INI
 
 # Tables the toolkit owns; they are not the bot's schema, so autogenerate must never see them as drift.
 TOOLKIT_TABLES = frozenset({"alembic_version", "toolkit_journal", "toolkit_journal_schema"})
@@ -17,8 +16,9 @@ TOOLKIT_TABLES = frozenset({"alembic_version", "toolkit_journal", "toolkit_journ
 
 def alembic_config(config: Config, **attributes: Any) -> AlembicConfig:
     """An Alembic Config for our ini, carrying the toolkit's Config (and a connection) to env.py."""
-    # quiet: Alembic's own "Generating …" status text would land on stdout, which is for results.
-    alembic_cfg = AlembicConfig(str(ALEMBIC_INI), cmd_opts=Namespace(quiet=True))
+    # quiet: Alembic's own "Generating …" status text would land on stdout, which is for results. x: what
+    # `alembic -x key=value` gives revisions through context.get_x_argument(), here from the task's -x flags.
+    alembic_cfg = AlembicConfig(str(config.alembic_ini), cmd_opts=Namespace(quiet=True, x=list(config.x_arguments)))
     alembic_cfg.attributes["toolkit_config"] = config
     alembic_cfg.attributes.update(attributes)
     return alembic_cfg

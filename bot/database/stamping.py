@@ -1,4 +1,4 @@
-"""`invoke stamp --to REV`: the way out of a half-applied revision, after the schema was repaired by hand.
+"""`invoke stamp --to REV` and `invoke accept-edit`: the ways out after a half-applied or an edited revision.
 
 It moves alembic_version without running any revision, under the migration lock, after
 confirmation, and journals itself in the same transaction as the move; the half-applied rows it
@@ -17,9 +17,9 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from bot.config import Config
-from bot.database import journal
+from bot.database import checksums, journal
 from bot.database.lock import migration_lock
-from bot.database.migrations import Confirm, Plan, _ask, _connection
+from bot.database.migrations import Confirm, Plan, _ask, _connection, applied_revisions
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.urls import database_label, where
@@ -101,3 +101,62 @@ def _check_target(scripts: ScriptDirectory, target: str) -> None:
     except (CommandError, ResolutionError, RevisionError) as error:
         raise ConfigError(f"cannot stamp to {target!r}", str(error).rstrip("."),
                           "pick a revision from `invoke history`") from None
+
+
+@dataclass(frozen=True)
+class AcceptReport:
+    """What `invoke accept-edit` recorded (entry_id None: the file already matched, nothing was recorded)."""
+
+    revision: str
+    entry_id: int | None
+
+
+def accept_edit(config: Config, revision: str, reason: str, *, confirm: Confirm | None) -> AcceptReport:
+    """Accept an applied revision's edited file as what ran (journaled, under the migration lock; nothing runs)."""
+    if not revision.strip():
+        raise ConfigError("--revision is empty", "accept-edit needs the edited revision",
+                          "pass --revision REV (the one `invoke status` lists as edited)")
+    if not reason.strip():
+        raise ConfigError("--reason is empty", "the journal keeps why an applied revision's file may differ",
+                          "pass --reason 'what changed and why it is safe'")
+    scripts = load_scripts(alembic_config(config))
+    target = revision.strip()
+    try:
+        script = scripts.get_revision(target)
+    except (CommandError, ResolutionError, RevisionError):
+        script = None
+    if script is None:
+        raise ConfigError(f"--revision {target!r} is not a revision", "accept-edit takes one revision id",
+                          "pick the revision `invoke status` lists as edited")
+    return run_guarded(lambda guard: _accept(config, scripts, script.revision, reason.strip(), confirm))
+
+
+async def _accept(config: Config, scripts: ScriptDirectory, revision: str, reason: str,
+                  confirm: Confirm | None) -> AcceptReport:
+    url = config.database_url
+    async with _connection(config) as (engine, connection):
+        async with migration_lock(engine, url, config.migration_lock_timeout):
+            before = await connection.run_sync(current_heads)
+            who = journal.origin(config.env)
+            await connection.run_sync(journal.prepare, who)
+            if revision not in applied_revisions(scripts, before):
+                raise ConfigError(f"revision {revision} is not applied to {where(url)}",
+                                  "only a revision that already ran can differ from what ran",
+                                  "edit pending revisions freely; `invoke history` shows which are applied")
+            triples = checksums.scripts_of(scripts)
+            files = checksums.files_of(triples)
+            found = await connection.run_sync(checksums.edited, triples, {revision}, files)
+            if not found:
+                log.info("revision edit accepted", revision=revision, entry_id=None,
+                         reason="the file matches what was applied; nothing to record")
+                return AcceptReport(revision, None)
+            planned = Plan("accept-edit", database_label(url), where(url), before, revision, ())
+            if confirm is not None and not await _ask(confirm, planned):
+                raise Refused(f"accept-edit of {where(url)} was not confirmed", "the answer did not match",
+                              "run it again and type the database name, or pass --yes")
+            entry_id = await connection.run_sync(checksums.accept, who, revision, found[0].now, reason,
+                                                 found[0].applied)
+            await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), before, who,
+                                          files)
+    log.info("revision edit accepted", revision=revision, entry_id=entry_id, reason=reason)
+    return AcceptReport(revision, entry_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.environment import EnvironmentContext
@@ -15,6 +16,9 @@ from sqlalchemy.engine import Connection
 from bot.database.recorder import StepRecorder, estimate_remaining, joined
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard
+
+if TYPE_CHECKING:
+    from bot.database.review import Review
 
 log = get_logger("bot.migrations")
 
@@ -53,6 +57,7 @@ class StepObserver:
     total: int = 0
     started_at: float = 0.0
     recorder: StepRecorder | None = None
+    review: Review | None = None
 
     def observe(self, steps: list[RevisionStep]) -> Iterator[RevisionStep]:
         """Yield Alembic's steps; code after each yield runs once that step's transaction committed."""
@@ -67,6 +72,8 @@ class StepObserver:
         for position, (step, planned) in enumerate(zip(steps, plans, strict=True), 1):
             self.current, self.position, self.started_at = step, position, time.perf_counter()
             self.guard.enter_critical()
+            if self.review is not None:
+                self.review.step_started(planned.revision, planned.message, step.revision.module)
             if self.recorder is not None:
                 self.recorder.step_started(planned)
             yield step
@@ -116,14 +123,19 @@ def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: Scrip
         # An open transaction here makes Alembic treat it as external and skip every commit.
         connection.rollback()
     alembic_cfg.attributes["connection"] = connection
-    recorder = observer.recorder
-    if recorder is not None:
+    recorder, review = observer.recorder, observer.review
+    # The review's hook comes first: a refusal the revision swallowed must stop the step before it is journaled.
+    applied = ([review.version_applied] if review is not None else []) + \
+        (list(recorder.context_options()["on_version_apply"]) if recorder is not None else [])
+    if applied:
         alembic_cfg.attributes["extra_context_options"] = {
-            **alembic_cfg.attributes.get("extra_context_options", {}), **recorder.context_options()}
+            **alembic_cfg.attributes.get("extra_context_options", {}), "on_version_apply": applied}
 
     def work(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
         if recorder is not None:
             recorder.bind(context.connection or connection, context.impl.transactional_ddl)
+        if review is not None:
+            review.attach(context.connection or connection)
         return observer.observe(steps_between(scripts, direction, target, tuple(heads)))
 
     try:
@@ -132,3 +144,5 @@ def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: Scrip
     finally:
         if recorder is not None:
             recorder.unbind()
+        if review is not None:
+            review.detach()

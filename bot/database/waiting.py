@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.database.urls import where
 from bot.errors import DatabaseUnreachable
 from bot.logs import get_logger
+
+if TYPE_CHECKING:  # the asyncio layer loads with the engines, not with this module (the fast path imports it)
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = get_logger(__name__)
 

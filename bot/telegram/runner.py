@@ -105,7 +105,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
     stopper = stopper or Stopper()
     start = start or StartInfo()
     # From the revision manifest: the health check needs the heads, not Alembic (docs/PERFORMANCE.md).
-    state = RuntimeState(mode=config.mode, heads=script_heads())
+    state = RuntimeState(mode=config.mode, heads=script_heads(config.alembic_ini))
     engine = create_engine(config.database_url)
     conflicts = ConflictWatch(state)
     bot = build_bot(config, conflicts)
