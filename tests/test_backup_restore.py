@@ -10,12 +10,11 @@ from sqlalchemy.engine import URL
 
 from bot.config import Config
 from bot.database import journal, migrations
-from bot.database.backup import take_backup
+from bot.database.backup import backup_kind, take_backup
 from bot.database.restore import backup_revision, restore
 from bot.database.safeguards import downgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import ConfigError, MigrationFailed, Refused
-from bot.database.backup import backup_kind
 from tests.conftest import clean_env, plain, run_invoke
 from tests.helpers_db import add_revision, revision_of, revision_source, run_task, schema
 from tests.helpers_db import query as execute

@@ -14,6 +14,8 @@ from sqlalchemy.engine import URL
 from bot import commands, errors
 from bot.config import VARIABLES, load_config
 from bot.database import migrations
+from bot.database.backup import take_backup
+from bot.database.safeguards import downgrade_guards
 from bot.database.urls import describe_url, normalize_database_url
 from bot.doctor import Finding, render_json, render_table
 from bot.paths import PROJECT_ROOT
@@ -166,3 +168,49 @@ def test_doctor_and_the_start_summary_show_every_variable() -> None:
         assert variable.shown_as in document, variable.name
         assert any(row == variable.shown_as or row.startswith(variable.shown_as + ".") for row in table_rows)
     assert set(config.summary()) <= fields, "docs/LOGGING.md's `configuration loaded` row lists every field"
+
+
+ROLLBACK_MD = ROOT / "docs" / "ROLLBACK.md"
+
+
+def test_confirmation_row_says_who_asks(sqlite_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In development without a terminal, the commands ROLLBACK.md says always ask refuse (6); the rest run."""
+    row = next(row for row in markdown_table(ROLLBACK_MD.read_text(encoding="utf-8"), "## The safeguards at a glance")
+               if row[0] == "Confirmation")
+    production_only, _, always = row[1].partition(";")
+    assert "in production" in production_only and always.strip().endswith("always")
+    monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
+    assert run_task(commands.migrate) == 0
+    backup = take_backup(load_config({"DATABASE_URL": plain(sqlite_url), "BACKUP_DIR": str(tmp_path / "backups")}),
+                         ("0002",), reason="test").path
+    runs = {"rollback": lambda: commands.rollback(no_backup=True),
+            "rollback-base": lambda: commands.rollback_base(no_backup=True),
+            "stamp": lambda: commands.stamp(to="0001"),
+            "restore": lambda: commands.restore(path=str(backup), no_backup=True)}
+    assert set(ticked(production_only)) | set(ticked(always)) == set(runs)
+    for name in ticked(always):
+        assert run_task(runs[name]) == 6, f"{name} must ask even in development"
+        assert migrations.status(load_config({"DATABASE_URL": plain(sqlite_url)})).current == ("0002",)
+    for name in ticked(production_only):
+        assert run_task(runs[name]) == 0, f"{name} asks only in production"
+
+
+def test_rollback_step_4_says_the_backup_comes_after_the_answer(sqlite_url: URL, tmp_path: Path) -> None:
+    """A rollback asks before it writes its backup (a refusal writes none), in the order step 4 tells it."""
+    step = ROLLBACK_MD.read_text(encoding="utf-8").partition("4. **Roll back**")[2].partition("5. **Check**")[0]
+    assert step.index("asks for the database name") < step.index("write and check a backup")
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BACKUP_DIR": str(tmp_path / "backups"),
+                          "ENV": "production"})
+    migrations.upgrade(config)
+    backups_when_asked = []
+
+    def answer(plan: object) -> bool:
+        backups_when_asked.append(sorted((tmp_path / "backups").glob("*")))
+        return len(backups_when_asked) > 1
+
+    with pytest.raises(errors.Refused, match="not confirmed"):
+        migrations.rollback(config, confirm=answer, safeguards=downgrade_guards(config, backup=True))
+    assert backups_when_asked == [[]] and not list((tmp_path / "backups").glob("*")), "refused: no backup"
+    migrations.rollback(config, confirm=answer, safeguards=downgrade_guards(config, backup=True))
+    assert backups_when_asked[1] == [] and len(list((tmp_path / "backups").glob("*.sqlite"))) == 1
