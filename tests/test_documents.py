@@ -49,6 +49,8 @@ def test_exit_code_table_is_the_enumeration_and_its_errors() -> None:
                if isinstance(cls, type) and issubclass(cls, errors.ToolkitError) and cls is not errors.ToolkitError}
     named = {name: int(row[0]) for row in rows for name in ticked(row[2])}
     assert named == {name: int(cls.exit_code) for name, cls in classes.items()}, "each error class in its row"
+    # `start` exits 8 on a second signal (tests/test_drain.py::test_a_second_signal_cuts_the_drain_short).
+    assert "other than `start`" not in rows[8][3] and "`start` exits 8" in rows[8][3]
 
 
 def raised_error_classes() -> set[str]:
