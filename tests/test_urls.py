@@ -195,14 +195,23 @@ def test_every_documented_url_option_is_tried() -> None:
         MARIADB_OPTIONS)
 
 
-def run_with_options(url: URL, query: str, tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """migrate (async driver), then status and a no-op migrate (the sync fast path): their exit codes."""
+def check_options(url: URL, query: str, code: int, says: str | None, tls_files: dict[str, str],
+                  monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """migrate (async driver), then status and a no-op migrate (the sync fast path) all work, or migrate fails
+    at once with the expected code and line, no traceback and nothing migrated."""
     monkeypatch.setenv("DATABASE_URL", plain(url) + query.format(**tls_files))
     monkeypatch.setenv("DB_WAIT_TIMEOUT", "30")
     codes = [run_task(commands.migrate)]
     if codes[0] == 0:
         codes += [run_task(lambda: commands.status(check=True)), run_task(commands.migrate)]
-    return codes
+    err = capfd.readouterr().err
+    if says is None:
+        assert codes == [0, 0, 0], err
+        assert versions(url) == ["0002"]
+    else:
+        assert codes == [code] and says in err and '"waiting for database"' not in err, err
+        assert '"unexpected error"' not in err and "Traceback" not in err
+        assert versions(url) == []
 
 
 @pytest.mark.parametrize(("query", "code", "says"), POSTGRES_OPTIONS)
@@ -210,14 +219,7 @@ def test_postgres_query_options_go_to_libpq(query: str, code: int, says: str | N
                                             tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch,
                                             capfd: pytest.CaptureFixture[str]) -> None:
     """libpq options work as given; a TLS demand the server cannot meet fails at once (exit 3), never waits."""
-    codes = run_with_options(postgres_url, query, tls_files, monkeypatch)
-    err = capfd.readouterr().err
-    if says is None:
-        assert codes == [0, 0, 0], err
-        assert versions(postgres_url) == ["0002"]
-    else:
-        assert codes == [code] and says in err and '"waiting for database"' not in err
-        assert versions(postgres_url) == []
+    check_options(postgres_url, query, code, says, tls_files, monkeypatch, capfd)
 
 
 @pytest.mark.parametrize(("query", "code", "says"), MARIADB_OPTIONS)
@@ -225,15 +227,7 @@ def test_mariadb_query_options_work_or_fail_clearly(query: str, code: int, says:
                                                     tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch,
                                                     capfd: pytest.CaptureFixture[str]) -> None:
     """Each documented option works on aiomysql and PyMySQL alike, or is refused with exit 2 (or 3 for TLS)."""
-    codes = run_with_options(mariadb_url, query, tls_files, monkeypatch)
-    err = capfd.readouterr().err
-    if says is None:
-        assert codes == [0, 0, 0], err
-        assert versions(mariadb_url) == ["0002"]
-    else:
-        assert codes == [code] and says in err and '"waiting for database"' not in err, err
-        assert '"unexpected error"' not in err and "Traceback" not in err
-        assert versions(mariadb_url) == []
+    check_options(mariadb_url, query, code, says, tls_files, monkeypatch, capfd)
 
 
 def test_mariadb_charset_utf8mb4_round_trips_four_byte_text(mariadb_url: URL) -> None:
