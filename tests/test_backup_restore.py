@@ -165,8 +165,11 @@ def test_mariadb_revision_is_read_from_a_dump_in_any_layout(mariadb_url: URL, tm
     assert backup_revision(dump, "mysql", mariadb_url) == ("0002",)
     text = dump.read_text()
     merged = tmp_path / "merged.sql"
-    merged.write_text(text.replace("('0002');", "('0002'),\n('0002a');", 1))
-    assert backup_revision(merged, "mysql", mariadb_url) == ("0002", "0002a")
+    merged.write_text(text.replace("('0002');", "('0002'),\n('0002%a');", 1))
+    assert backup_revision(merged, "mysql", mariadb_url) == ("0002", "0002%a")
+    unquoted = tmp_path / "unquoted.sql"  # mysqldump --skip-quote-names
+    unquoted.write_text(text.replace("INSERT INTO `alembic_version`", "INSERT INTO alembic_version", 1))
+    assert backup_revision(unquoted, "mysql", mariadb_url) == ("0002",)
     execute(mariadb_url, "DELETE FROM alembic_version")
     empty = take_backup(config, (), reason="test").path
     assert backup_revision(empty, "mysql", mariadb_url) == ()

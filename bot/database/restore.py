@@ -43,7 +43,7 @@ RESTORE = "restore"
 # Audit tables keep their current rows across a restore; alembic_version comes from the backup.
 KEPT_TABLES = tuple(sorted(TOOLKIT_TABLES - {"alembic_version"}))
 # Where a MySQL/MariaDB dump writes alembic_version rows: the start of such a statement.
-_WRITES_VERSION = re.compile(r"^(INSERT|REPLACE)\s+(IGNORE\s+)?INTO\s+`alembic_version`", re.IGNORECASE)
+_WRITES_VERSION = re.compile(r"^(INSERT|REPLACE)\s+(IGNORE\s+)?INTO\s+`?alembic_version`?[\s(]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -154,20 +154,21 @@ def _read_in_scratch(url: URL, path: Path, *, postgres_copy: str | None = None,
     engine = create_sync_engine(driver_url, connect_args=connect_args, poolclass=NullPool)
     try:
         with engine.connect() as connection:
+            # The driver's own cursor: the dump's text goes to the server as it is, never through %-formatting.
+            cursor: Any = connection.connection.cursor()
             if postgres_copy is not None:
-                connection.execute(text("CREATE TEMPORARY TABLE alembic_version (version_num text NOT NULL)"))
-                with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                    with cursor.copy("COPY pg_temp.alembic_version (version_num) FROM STDIN") as copy:
-                        copy.write(postgres_copy)
-                rows = connection.execute(text("SELECT version_num FROM pg_temp.alembic_version"))
+                cursor.execute("CREATE TEMPORARY TABLE alembic_version (version_num text NOT NULL)")
+                with cursor.copy("COPY pg_temp.alembic_version (version_num) FROM STDIN") as copy:
+                    copy.write(postgres_copy)
+                cursor.execute("SELECT version_num FROM pg_temp.alembic_version")
             else:
                 # A temporary table hides the real one from this session: the dump's INSERTs land in it.
-                connection.execute(text("CREATE TEMPORARY TABLE `alembic_version` "
-                                        "(version_num VARCHAR(255) NOT NULL)"))
+                cursor.execute("CREATE TEMPORARY TABLE `alembic_version` (version_num VARCHAR(255) NOT NULL)")
                 for statement in mysql_statements:
-                    connection.exec_driver_sql(statement)
-                rows = connection.execute(text("SELECT version_num FROM `alembic_version`"))
-            found = tuple(sorted(str(row[0]) for row in rows))
+                    cursor.execute(statement)
+                cursor.execute("SELECT version_num FROM `alembic_version`")
+            found = tuple(sorted(str(row[0]) for row in cursor.fetchall()))
+            cursor.close()
             connection.rollback()
             return found
     except DBAPIError as error:
