@@ -29,6 +29,48 @@ FALSE_WORDS = ("0", "false", "no", "off")
 SECRET_FILE_VARIABLES = ("BOT_TOKEN", "DATABASE_URL")
 
 
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable the configuration reads, and the summary key that shows what it set."""
+
+    name: str
+    shown_as: str
+
+
+# Every variable load_config reads. README's table, .env.example and `invoke doctor` are checked against it.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("ENV", "environment"),
+    Variable("DATABASE_URL", "database"),
+    Variable("DATABASE_URL_FILE", "database"),
+    Variable("BOT_TOKEN", "bot_token"),
+    Variable("BOT_TOKEN_FILE", "bot_token"),
+    Variable("TELEGRAM_API_URL", "telegram_api_url"),
+    Variable("LOG_LEVEL", "log_level"),
+    Variable("LOG_FORMAT", "log_format"),
+    Variable("MIGRATION_LOCK_TIMEOUT", "migration_lock_timeout"),
+    Variable("DB_WAIT_TIMEOUT", "db_wait_timeout"),
+    Variable("BACKUP_DIR", "backup_dir"),
+    Variable("BACKUP_KEEP", "backup_keep"),
+    Variable("BACKUP_BEFORE_MIGRATE", "backup_before_migrate"),
+    Variable("ALLOW_DESTRUCTIVE_MIGRATIONS", "allow_destructive_migrations"),
+    Variable("DDL_LOCK_TIMEOUT", "ddl_lock_timeout"),
+    Variable("DDL_STATEMENT_TIMEOUT", "ddl_statement_timeout"),
+    Variable("DDL_LOCK_RETRIES", "ddl_lock_retries"),
+    Variable("ALEMBIC_CONFIG", "alembic_config"),
+    Variable("MIGRATE_ON_START", "migrate_on_start"),
+    Variable("WEBHOOK_URL", "webhook_url"),
+    Variable("WEBHOOK_SECRET", "webhook_secret"),
+    Variable("WEBHOOK_HOST", "webhook_listen"),
+    Variable("WEBHOOK_PORT", "webhook_listen"),
+    Variable("PORT", "webhook_listen"),
+    Variable("HEALTH_PORT", "health_listen"),
+    Variable("HEALTH_HOST", "health_listen"),
+    Variable("ADMIN_IDS", "admin_ids"),
+    Variable("SHUTDOWN_TIMEOUT", "shutdown_timeout"),
+    Variable("TELEGRAM_PROXY", "telegram_proxy"),
+)
+
+
 class Secret:
     """A string that never shows itself in a repr, a log line or an f-string."""
 
@@ -105,6 +147,15 @@ class Config:
         path = urlsplit(self.webhook_url or "").path
         return path if path not in ("", "/") else "/webhook"
 
+    @property
+    def health_listen(self) -> str | None:
+        """Where /healthz is served: its own listener, or the webhook's when HEALTH_PORT equals its port."""
+        if self.health_port is None:
+            return None
+        if self.mode == "webhook" and self.health_port == self.webhook_port:
+            return f"{self.webhook_host}:{self.webhook_port}"
+        return f"{self.health_host}:{self.health_port}"
+
     def require_bot_token(self) -> Secret:
         """The token, or a configuration error for the commands that talk to Telegram."""
         if self.bot_token is None:
@@ -123,7 +174,7 @@ class Config:
         return tuple(str(value) for value in values if len(str(value)) >= 4)
 
     def summary(self) -> dict[str, object]:
-        """What the operator needs to see at startup, with every secret masked."""
+        """Every setting that changes what migrate or start will do, with secrets masked or shown as set/unset."""
         return {
             "environment": self.env,
             "database": describe_url(self.database_url),
@@ -133,10 +184,21 @@ class Config:
             "log_level": self.log_level,
             "log_format": self.log_format,
             "migrate_on_start": self.migrate_on_start,
+            "migration_lock_timeout": self.migration_lock_timeout,
+            "db_wait_timeout": self.db_wait_timeout,
+            "backup_dir": str(self.backup_dir),
+            "backup_keep": self.backup_keep,
+            "backup_before_migrate": self.backup_before_migrate,
+            "allow_destructive_migrations": self.allow_destructive_migrations,
+            "ddl_lock_timeout": self.ddl_lock_timeout,
+            "ddl_statement_timeout": self.ddl_statement_timeout,
+            "ddl_lock_retries": self.ddl_lock_retries,
+            "alembic_config": str(self.alembic_ini),
             "mode": self.mode,
             "webhook_url": self.webhook_url,
+            "webhook_secret": "set" if self.webhook_secret else "unset",
             "webhook_listen": f"{self.webhook_host}:{self.webhook_port}" if self.webhook_url else None,
-            "health_listen": f"{self.health_host}:{self.health_port}" if self.health_port else None,
+            "health_listen": self.health_listen,
             "admin_ids": len(self.admin_ids),
             "shutdown_timeout": self.shutdown_timeout,
             "telegram_proxy": mask_proxy(self.telegram_proxy),

@@ -15,19 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
+from bot.config import VARIABLES
 from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user=os.environ.get("TEST_PG_USER", "postgres"), dbname="postgres")
 MARIADB_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="")
-TOOLKIT_VARIABLES = ("ENV", "DATABASE_URL", "BOT_TOKEN", "TELEGRAM_API_URL", "LOG_LEVEL", "LOG_FORMAT",
-                     "MIGRATION_LOCK_TIMEOUT", "DB_WAIT_TIMEOUT",
-                     "MIGRATE_ON_START", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_HOST", "WEBHOOK_PORT", "PORT",
-                     "HEALTH_HOST", "HEALTH_PORT", "ADMIN_IDS", "SHUTDOWN_TIMEOUT", "BOT_TOKEN_FILE",
-                     "DATABASE_URL_FILE", "TELEGRAM_PROXY",
-                     "BACKUP_DIR", "BACKUP_KEEP", "BACKUP_BEFORE_MIGRATE", "ALLOW_DESTRUCTIVE_MIGRATIONS",
-                     "DDL_LOCK_TIMEOUT", "DDL_STATEMENT_TIMEOUT")
+TOOLKIT_VARIABLES = tuple(variable.name for variable in VARIABLES)
 TOKEN = "123456789:AAH1testtokenvalue-abcdefghijklmnop"
 
 

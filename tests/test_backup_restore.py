@@ -10,11 +10,13 @@ from sqlalchemy.engine import URL
 
 from bot.config import Config
 from bot.database import journal, migrations
-from bot.database.backup import take_backup
-from bot.database.restore import restore
+from bot.database.backup import backup_kind, take_backup
+from bot.database.restore import backup_revision, restore
 from bot.database.safeguards import downgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import ConfigError, MigrationFailed, Refused
+from tests.conftest import clean_env, plain, run_invoke
+from tests.helpers_db import add_revision, revision_of, revision_source, run_task, schema
 from tests.helpers_db import query as execute
 
 
@@ -40,7 +42,8 @@ def test_restore_round_trip_with_real_rows(any_url: URL, tmp_path: Path) -> None
     before = journal_rows(any_url)
     backup = next((tmp_path / "backups").iterdir())
 
-    report = restore(config, backup, confirm=lambda plan: plan.direction == "restore" and plan.source == str(backup))
+    report = restore(config, backup, confirm=lambda plan: plan.direction == "restore" and plan.source == str(backup)
+                     and plan.target == "0002")
     assert report.before == ("0001",) and report.after == ("0002",)
     assert execute(any_url, "SELECT id, first_name, message_count FROM users ORDER BY id") == [
         (1, "Ann", 5), (2, "Bob", 7)]
@@ -122,3 +125,52 @@ def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, ma
         restore(maria, dump, backup_first=False)
     assert "the safety backup" not in failed.value.line() and "no safety backup was taken" in failed.value.line()
     assert journal_rows(mariadb_url) == [*before, ("restore", "failed", None)]
+
+
+def test_backup_at_a_revision_the_code_lacks_is_refused(any_url: URL, project: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup taken at 0003 by newer code is read as 0003 and refused (exit 6) by code without it, nothing changed."""
+    add_revision(project, revision_source('op.add_column("users", sa.Column("nickname", sa.String(32)))',
+                                          'op.drop_column("users", "nickname")', message="add nickname"))
+    env = clean_env(DATABASE_URL=plain(any_url))
+    assert run_invoke(project, "migrate", env=env).returncode == 0
+    config = Config(database_url=any_url, backup_dir=tmp_path / "backups")
+    backup = take_backup(config, ("0003",), reason="test").path
+    assert backup_revision(backup, backup_kind(backup), any_url) == ("0003",)
+    rolled_back = run_invoke(project, "rollback", "--yes", "--no-backup", env=env)
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    execute(any_url, "INSERT INTO users (id, first_name) VALUES (1, 'Ann')")
+    tables, journal_before = schema(any_url), journal_rows(any_url)
+
+    monkeypatch.setenv("DATABASE_URL", plain(any_url))
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
+    with pytest.raises(Refused, match="at revision 0003, which these scripts do not know"):
+        restore(config, backup, confirm=lambda plan: True)
+    from bot import commands  # the task as an operator runs it, inside the error boundary
+
+    assert run_task(lambda: commands.restore(path=str(backup), yes=True)) == 6
+    assert revision_of(any_url) == "0002" and schema(any_url) == tables
+    assert execute(any_url, "SELECT id, first_name FROM users") == [(1, "Ann")]
+    assert journal_rows(any_url) == journal_before
+    assert sorted((tmp_path / "backups").iterdir()) == [backup], "refused before any safety backup"
+
+
+def test_mariadb_revision_is_read_from_a_dump_in_any_layout(mariadb_url: URL, tmp_path: Path) -> None:
+    """Rows split over lines, several rows, other tables' look-alike text and an empty table all read right."""
+    config = Config(database_url=mariadb_url, backup_dir=tmp_path / "backups")
+    migrations.upgrade(config)
+    execute(mariadb_url, "INSERT INTO users (id, first_name) VALUES (1, :name)",
+            name="x');\nINSERT INTO `alembic_version` VALUES ('9999');")
+    dump = take_backup(config, ("0002",), reason="test").path
+    assert backup_revision(dump, "mysql", mariadb_url) == ("0002",)
+    text = dump.read_text()
+    merged = tmp_path / "merged.sql"
+    merged.write_text(text.replace("('0002');", "('0002'),\n('0002%a');", 1))
+    assert backup_revision(merged, "mysql", mariadb_url) == ("0002", "0002%a")
+    unquoted = tmp_path / "unquoted.sql"  # mysqldump --skip-quote-names
+    unquoted.write_text(text.replace("INSERT INTO `alembic_version`", "INSERT INTO alembic_version", 1))
+    assert backup_revision(unquoted, "mysql", mariadb_url) == ("0002",)
+    execute(mariadb_url, "DELETE FROM alembic_version")
+    empty = take_backup(config, (), reason="test").path
+    assert backup_revision(empty, "mysql", mariadb_url) == ()
+    assert revision_of(mariadb_url) is None, "reading a backup never writes the live alembic_version"

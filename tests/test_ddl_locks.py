@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -13,6 +14,15 @@ from bot.config import Config
 from bot.database import journal, migrations
 from bot.database.urls import sync_url
 from bot.errors import MigrationFailed
+from tests.conftest import ROOT
+
+
+def rollback_md_lock_wait_status() -> str:
+    """The journal status docs/ROLLBACK.md promises for a step whose first statement timed out on a lock."""
+    text = (ROOT / "docs" / "ROLLBACK.md").read_text(encoding="utf-8")
+    said = re.search(r"failed waiting for a lock.*?is recorded `?([a-z-]+)`?", text, flags=re.DOTALL)
+    assert said, "docs/ROLLBACK.md no longer says how a lock-wait failure is recorded"
+    return said.group(1)
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
@@ -42,6 +52,7 @@ def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytes
             assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
             step = journal.entries(connection, kinds=("step",))[0]
         assert (step.revision, step.status, step.transactional) == ("0002", "failed", backend == "postgresql")
+        assert step.status == rollback_md_lock_wait_status(), "docs/ROLLBACK.md says how such a step is recorded"
     finally:
         engine.dispose()
     # MariaDB commits DDL as it goes, but the step's first statement timed out: nothing ran, nothing to stamp.

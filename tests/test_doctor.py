@@ -133,3 +133,76 @@ def test_doctor_and_the_bot_reach_the_bot_api_through_telegram_proxy(telegram: F
     assert asyncio.run(get_me()) == "test_bot"
     assert len(proxy.tunnels) > tunnels_before
     proxy.server.close()
+
+
+WEBHOOK = {"WEBHOOK_URL": "https://bot.example.com/hook", "WEBHOOK_SECRET": "w3bhook-secret-value"}
+# variable -> (a non-default value, the other variables it needs to take effect)
+NON_DEFAULTS: dict[str, tuple[str, dict[str, str]]] = {
+    "ENV": ("production", {}),
+    "DATABASE_URL": ("postgresql://bot:pw-secret-1@db.example.com:5433/app", {}),
+    "DATABASE_URL_FILE": ("mysql://bot:pw-secret-2@db.example.com/app", {}),
+    "BOT_TOKEN": (TOKEN, {}),
+    "BOT_TOKEN_FILE": (TOKEN, {}),
+    "TELEGRAM_API_URL": ("http://127.0.0.1:8081", {}),
+    "LOG_LEVEL": ("DEBUG", {}),
+    "LOG_FORMAT": ("console", {}),
+    "MIGRATION_LOCK_TIMEOUT": ("12", {}),
+    "DB_WAIT_TIMEOUT": ("7", {}),
+    "BACKUP_DIR": ("/srv/bot-backups", {}),
+    "BACKUP_KEEP": ("3", {}),
+    "BACKUP_BEFORE_MIGRATE": ("true", {}),
+    "ALLOW_DESTRUCTIVE_MIGRATIONS": ("true", {}),
+    "DDL_LOCK_TIMEOUT": ("2", {}),
+    "DDL_STATEMENT_TIMEOUT": ("60", {}),
+    "DDL_LOCK_RETRIES": ("0", {}),
+    "ALEMBIC_CONFIG": ("tests/review_corpus.py", {}),  # any file that exists: it is only shown
+    "MIGRATE_ON_START": ("true", {}),
+    "WEBHOOK_URL": (WEBHOOK["WEBHOOK_URL"], {"WEBHOOK_SECRET": WEBHOOK["WEBHOOK_SECRET"]}),
+    "WEBHOOK_SECRET": (WEBHOOK["WEBHOOK_SECRET"], {}),
+    "WEBHOOK_HOST": ("127.0.0.2", WEBHOOK),
+    "WEBHOOK_PORT": ("9000", WEBHOOK),
+    "PORT": ("9001", WEBHOOK),
+    "HEALTH_PORT": ("8081", {}),
+    "HEALTH_HOST": ("0.0.0.0", {"HEALTH_PORT": "8081"}),
+    "ADMIN_IDS": ("11,22", {}),
+    "SHUTDOWN_TIMEOUT": ("20", {}),
+    "TELEGRAM_PROXY": ("socks5://user:proxy-secret@127.0.0.1:1080", {}),
+}
+
+
+def test_doctor_shows_every_setting_and_secrets_only_as_set(tmp_path: Path) -> None:
+    """Changing any variable changes its row in doctor's table and JSON; no secret value is ever printed."""
+    from bot.config import VARIABLES
+    from bot.doctor import Finding, render_json
+
+    assert set(NON_DEFAULTS) == {variable.name for variable in VARIABLES}
+    findings = [Finding("database", "ok", "reachable")]
+    secrets = ("pw-secret-1", "pw-secret-2", TOKEN.split(":")[1], "w3bhook-secret-value", "proxy-secret")
+    for variable in VARIABLES:
+        value, needs = NON_DEFAULTS[variable.name]
+        if variable.name.endswith("_FILE"):
+            (tmp_path / variable.name).write_text(value)
+            value = str(tmp_path / variable.name)
+        before, after = (load_config(environ, stderr_is_terminal=False)
+                         for environ in (needs, {**needs, variable.name: value}))
+        shown = [json.loads(render_json(config, findings))["configuration"][variable.shown_as]
+                 for config in (before, after)]
+        assert shown[0] != shown[1], f"{variable.name} changes nothing doctor shows"
+        table = render_table(after, findings)
+        rows = [[line.split() for line in render_table(config, findings).splitlines()
+                 if line.strip().startswith(variable.shown_as)] for config in (before, after)]
+        assert rows[1] and rows[0] != rows[1], f"{variable.name} changes no row of doctor's table"
+        document = render_json(after, findings)
+        assert not [secret for secret in secrets if secret in table or secret in document]
+    secret_set = load_config(WEBHOOK, stderr_is_terminal=False).summary()
+    assert secret_set["webhook_secret"] == "set" and load_config({}).summary()["webhook_secret"] == "unset"
+
+
+def test_health_listen_names_the_shared_webhook_listener() -> None:
+    """HEALTH_PORT equal to WEBHOOK_PORT is served by the webhook's listener, so that address is what is shown."""
+    shared = load_config({**WEBHOOK, "WEBHOOK_PORT": "8443", "HEALTH_PORT": "8443"}, stderr_is_terminal=False)
+    assert shared.summary()["health_listen"] == "0.0.0.0:8443"
+    apart = load_config({**WEBHOOK, "WEBHOOK_PORT": "8443", "HEALTH_PORT": "8081"}, stderr_is_terminal=False)
+    assert apart.summary()["health_listen"] == "127.0.0.1:8081"
+    polling = load_config({"WEBHOOK_PORT": "8443", "HEALTH_PORT": "8443"}, stderr_is_terminal=False)
+    assert polling.summary()["health_listen"] == "127.0.0.1:8443"

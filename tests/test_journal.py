@@ -24,6 +24,8 @@ from bot.database.scripts import TOOLKIT_TABLES, context_options, include_name
 from bot.database.urls import sync_url
 from bot.errors import Refused
 from tests.conftest import events_named, plain
+from tests.helpers_db import query as execute
+from tests.helpers_db import run_task
 
 
 def config_for(url: URL, env: str = "production") -> Config:
@@ -238,3 +240,18 @@ def test_step_rows_commit_in_the_steps_own_transaction(any_url: URL, sync_engine
         assert flushes == [["SET synchronous_commit TO off"], [], [], ["RESET synchronous_commit"], []]
     else:
         assert flushes == [[]] * 5
+
+
+def test_status_check_on_an_unknown_revision_does_not_send_you_to_migrate(
+        sqlite_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """At a revision the scripts lack, `status --check` exits 7 with a fix that works; `migrate` really exits 6."""
+    monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    commands.migrate()
+    execute(sqlite_url, "UPDATE alembic_version SET version_num = 'ffff'")
+    capsys.readouterr()
+    assert run_task(lambda: commands.status(check=True)) == 7
+    failed = events_named(capsys.readouterr().err, "command failed")[0]
+    assert "unknown revision: ffff" in failed["error"] and "run `invoke migrate`" not in failed["error"]
+    assert "deploy the code that has it" in failed["error"]
+    assert run_task(commands.migrate) == 6

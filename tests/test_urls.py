@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -16,7 +18,7 @@ from bot import commands
 from bot.database.engine import create_engine
 from bot.database.urls import normalize_database_url
 from bot.errors import ConfigError
-from tests.conftest import MARIADB_ADMIN, plain
+from tests.conftest import MARIADB_ADMIN, ROOT, plain
 from tests.helpers_db import run_task, versions
 
 SPECIAL_PASSWORD = "p%@:/;x#y"
@@ -115,52 +117,117 @@ def test_postgres_password_with_special_characters_reaches_libpq(postgres_url: U
     assert asyncio.run(password_seen_by_driver()) == SPECIAL_PASSWORD
 
 
-@pytest.mark.parametrize(("query", "code", "says"), [
+POSTGRES_OPTIONS = [
     ("?sslmode=disable", 0, None),
+    ("?sslmode=allow", 0, None),
     ("?sslmode=prefer&connect_timeout=5&application_name=bot", 0, None),
+    ("?sslrootcert={pem}&sslcert={pem}&sslkey={key}", 0, None),
+    ("?target_session_attrs=read-write&options=-c%20statement_timeout%3D60000", 0, None),
     ("?sslmode=require", 3, "server does not support SSL"),
+    ("?sslmode=verify-ca&sslrootcert={pem}", 3, "server does not support SSL"),
+    ("?sslmode=verify-full", 3, "server does not support SSL"),
     ("?ssl=true", 3, "server does not support SSL"),
     ("?sslmode=no-verify", 3, "server does not support SSL"),
     ("?pgbouncer=true", 2, "transaction-mode pooler"),
     ("?no_such_option=1", 3, "invalid connection option"),
-])
-def test_postgres_query_options_go_to_libpq(query: str, code: int, says: str | None, postgres_url: URL,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            capfd: pytest.CaptureFixture[str]) -> None:
-    """libpq options work as given; a TLS demand the server cannot meet fails at once (exit 3), never waits."""
-    monkeypatch.setenv("DATABASE_URL", plain(postgres_url) + query)
-    monkeypatch.setenv("DB_WAIT_TIMEOUT", "30")
-    assert run_task(commands.migrate) == code
-    err = capfd.readouterr().err
-    if says is None:
-        assert versions(postgres_url) == ["0002"]
-    else:
-        assert says in err and '"waiting for database"' not in err
-        assert versions(postgres_url) == []
-
-
-@pytest.mark.parametrize(("query", "code", "says"), [
+]
+MARIADB_OPTIONS = [
     ("?charset=utf8mb4", 0, None),
+    ("?connect_timeout=5&program_name=bot&local_infile=false", 0, None),
+    ("?init_command=SET%20SESSION%20sql_select_limit%3D100000&sql_mode=STRICT_ALL_TABLES", 0, None),
     ("?ssl-mode=DISABLED&charset=utf8mb4", 0, None),
+    ("?ssl_mode=DISABLED", 0, None),
     ("?sslmode=disable", 0, None),
+    ("?ssl=false", 0, None),
     ("?ssl-mode=PREFERRED", 0, None),
     ("?ssl-mode=REQUIRED", 3, "did not encrypt the connection"),
+    ("?ssl=true", 3, "did not encrypt the connection"),
+    ("?sslaccept=accept_invalid_certs", 3, "did not encrypt the connection"),
+    ("?ssl-mode=VERIFY_CA", 3, "did not encrypt the connection"),
+    ("?ssl_ca={pem}", 3, "did not encrypt the connection"),
+    ("?ssl_capath={folder}&ssl-mode=VERIFY_CA", 3, "did not encrypt the connection"),
+    ("?ssl-mode=VERIFY_IDENTITY&ssl_ca={pem}&ssl_cert={pem}&ssl_key={key}", 3, "did not encrypt the connection"),
     ("?sslaccept=strict", 3, "did not encrypt the connection"),
+    ("?ssl-mode=VERIFY_FULL&ssl_check_hostname=true", 3, "did not encrypt the connection"),
+    ("?ssl_ca=/nonexistent/ca.pem", 2, "TLS files cannot be used"),
+    ("?read_timeout=30", 2, "has no read timeout"),
+    ("?write_timeout=30", 2, "has no write timeout"),
+    ("?binary_prefix=true", 2, "does not know it"),
+    ("?autocommit=false", 2, "runs its own transactions"),
+    ("?connect_timeout=1.5", 2, "a whole number of seconds"),
+    ("?local_infile=maybe", 2, "true or false"),
     ("?ssl-mode=SOMETIMES", 2, "unknown ssl mode"),
     ("?useSSL=false", 2, "query options the MySQL driver does not know: useSSL"),
-])
-def test_mariadb_query_options_work_or_fail_clearly(query: str, code: int, says: str | None, mariadb_url: URL,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    capfd: pytest.CaptureFixture[str]) -> None:
-    """charset and ssl-mode work with aiomysql; TLS demanded of a server without TLS is refused, not skipped."""
-    monkeypatch.setenv("DATABASE_URL", plain(mariadb_url) + query)
-    assert run_task(commands.migrate) == code
+]
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A self-signed certificate and its key, for the options that name TLS files."""
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=db",
+                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    return {"pem": str(folder / "cert.pem"), "key": str(folder / "key.pem"), "folder": str(folder)}
+
+
+def documented_options(backend: str) -> set[str]:
+    """The query options docs/DATABASES.md lists for a backend (its PostgreSQL paragraph, its MySQL table)."""
+    text = (ROOT / "docs" / "DATABASES.md").read_text(encoding="utf-8").partition("### Query options")[2]
+    postgres, _, mysql = text.partition("**MySQL / MariaDB.**")
+    if backend == "postgresql":
+        return set(re.findall(r"`([a-z_]+)=", postgres))
+    table = mysql.partition("\n|")[2].partition("\n\n")[0]  # the first table after the heading
+    cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {token.split("=")[0] for cell in cells for token in re.findall(r"`([a-z][^`]*)`", cell)}
+
+
+def tried_options(cases: list[tuple[str, int, str | None]]) -> set[str]:
+    """Every option name the cases put in a URL."""
+    return {pair.split("=")[0] for query, _, _ in cases for pair in query.lstrip("?").split("&")}
+
+
+def test_every_documented_url_option_is_tried() -> None:
+    """Each option docs/DATABASES.md lists for PostgreSQL and MySQL/MariaDB has a case below, on a real server."""
+    assert {"sslmode", "sslrootcert", "options"} <= documented_options("postgresql") <= tried_options(
+        POSTGRES_OPTIONS)
+    assert {"charset", "read_timeout", "write_timeout", "ssl_ca"} <= documented_options("mysql") <= tried_options(
+        MARIADB_OPTIONS)
+
+
+def check_options(url: URL, query: str, code: int, says: str | None, tls_files: dict[str, str],
+                  monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """migrate (async driver), then status and a no-op migrate (the sync fast path) all work, or migrate fails
+    at once with the expected code and line, no traceback and nothing migrated."""
+    monkeypatch.setenv("DATABASE_URL", plain(url) + query.format(**tls_files))
+    monkeypatch.setenv("DB_WAIT_TIMEOUT", "30")
+    codes = [run_task(commands.migrate)]
+    if codes[0] == 0:
+        codes += [run_task(lambda: commands.status(check=True)), run_task(commands.migrate)]
     err = capfd.readouterr().err
     if says is None:
-        assert versions(mariadb_url) == ["0002"]
+        assert codes == [0, 0, 0], err
+        assert versions(url) == ["0002"]
     else:
-        assert says in err and '"waiting for database"' not in err
-        assert versions(mariadb_url) == []
+        assert codes == [code] and says in err and '"waiting for database"' not in err, err
+        assert '"unexpected error"' not in err and "Traceback" not in err
+        assert versions(url) == []
+
+
+@pytest.mark.parametrize(("query", "code", "says"), POSTGRES_OPTIONS)
+def test_postgres_query_options_go_to_libpq(query: str, code: int, says: str | None, postgres_url: URL,
+                                            tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                            capfd: pytest.CaptureFixture[str]) -> None:
+    """libpq options work as given; a TLS demand the server cannot meet fails at once (exit 3), never waits."""
+    check_options(postgres_url, query, code, says, tls_files, monkeypatch, capfd)
+
+
+@pytest.mark.parametrize(("query", "code", "says"), MARIADB_OPTIONS)
+def test_mariadb_query_options_work_or_fail_clearly(query: str, code: int, says: str | None, mariadb_url: URL,
+                                                    tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """Each documented option works on aiomysql and PyMySQL alike, or is refused with exit 2 (or 3 for TLS)."""
+    check_options(mariadb_url, query, code, says, tls_files, monkeypatch, capfd)
 
 
 def test_mariadb_charset_utf8mb4_round_trips_four_byte_text(mariadb_url: URL) -> None:

@@ -28,9 +28,20 @@ CLIENT_CHECK_INTERVAL_MS = 2000
 # execution option, so the migration review never mistakes them for a revision's.
 INTERNAL = {"bot_toolkit_internal": True}
 
-# Query options the MySQL drivers accept as they are; the ssl ones are translated below.
-_MYSQL_PASSTHROUGH = {"charset", "connect_timeout", "read_timeout", "write_timeout", "local_infile",
-                      "program_name", "init_command", "autocommit", "sql_mode", "binary_prefix"}
+# Query options both MySQL drivers (aiomysql for the bot and Alembic, PyMySQL for the sync paths) accept as
+# they are, with the values each must hold; the ssl ones are translated below.
+_MYSQL_PASSTHROUGH = {"charset": "a character set name such as utf8mb4", "connect_timeout": "a whole number of seconds",
+                      "init_command": "an SQL statement", "sql_mode": "a list of SQL modes",
+                      "program_name": "a name", "local_infile": "true or false"}
+# Options PyMySQL knows but aiomysql does not (a TypeError at connect), or that would break the toolkit.
+_MYSQL_REFUSED = {
+    "read_timeout": "aiomysql, the driver the bot and the migrations use, has no read timeout",
+    "write_timeout": "aiomysql, the driver the bot and the migrations use, has no write timeout",
+    "binary_prefix": "aiomysql, the driver the bot and the migrations use, does not know it",
+    "autocommit": "the toolkit runs its own transactions (a migration step must roll back as a whole)",
+}
+_BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+                  "off": False}
 _MYSQL_SSL_MODE_KEYS = ("ssl-mode", "ssl_mode", "sslmode", "sslaccept", "ssl")
 _MYSQL_SSL_FILE_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_check_hostname")
 _MYSQL_TLS_MODES = {
@@ -101,7 +112,13 @@ def _mysql_plan(url: URL) -> ConnectPlan:
     modes = [str(url.query[key]) for key in _MYSQL_SSL_MODE_KEYS if key in url.query]
     files = {key: str(url.query[key]) for key in _MYSQL_SSL_FILE_KEYS if key in url.query}
     url = url.difference_update_query(_MYSQL_SSL_MODE_KEYS + _MYSQL_SSL_FILE_KEYS)
-    unknown = sorted(set(url.query) - _MYSQL_PASSTHROUGH)
+    refused = sorted(set(url.query) & set(_MYSQL_REFUSED))
+    if refused:
+        raise ConfigError(f"DATABASE_URL has {refused[0]}=…, which this toolkit cannot pass to MySQL/MariaDB",
+                          _MYSQL_REFUSED[refused[0]],
+                          f"remove {refused[0]} from the URL (DDL_STATEMENT_TIMEOUT bounds migration statements, "
+                          "connect_timeout each connection attempt)")
+    unknown = sorted(set(url.query) - set(_MYSQL_PASSTHROUGH))
     if unknown:
         raise ConfigError(f"DATABASE_URL has query options the MySQL driver does not know: {', '.join(unknown)}",
                           "they would crash the driver at connect time",
@@ -109,6 +126,7 @@ def _mysql_plan(url: URL) -> ConnectPlan:
     if len(set(modes)) > 1:
         raise ConfigError(f"DATABASE_URL sets the ssl mode twice ({', '.join(modes)})",
                           "the options disagree", "keep a single ssl-mode=…")
+    _check_mysql_values(url)
     mode = _mysql_tls_mode(modes[0] if modes else None, files)
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
@@ -116,6 +134,19 @@ def _mysql_plan(url: URL) -> ConnectPlan:
     if mode != "DISABLED":
         connect_args["ssl"] = _mysql_ssl_context(mode, files)
     return ConnectPlan(url, connect_args, require_tls=mode not in ("DISABLED", "PREFERRED"))
+
+
+def _check_mysql_values(url: URL) -> None:
+    """Values the drivers would otherwise reject with a traceback (int("1.5")) or misread ("false" is truthy)."""
+    for name in ("connect_timeout", "local_infile"):
+        value = url.query.get(name)
+        if value is None:
+            continue
+        text = str(value).strip().lower()
+        valid = text.isdigit() and int(text) > 0 if name == "connect_timeout" else text in _BOOLEAN_WORDS
+        if not valid:
+            raise ConfigError(f"DATABASE_URL has {name}={value!r}", f"it must be {_MYSQL_PASSTHROUGH[name]}",
+                              f"fix {name} in the URL")
 
 
 def _mysql_tls_mode(word: str | None, files: dict[str, str]) -> str:
@@ -131,9 +162,15 @@ def _mysql_tls_mode(word: str | None, files: dict[str, str]) -> str:
 
 def _mysql_ssl_context(mode: str, files: dict[str, str]) -> ssl.SSLContext:
     """An SSLContext that verifies exactly as much as the mode asks for."""
-    context = ssl.create_default_context(cafile=files.get("ssl_ca"), capath=files.get("ssl_capath"))
-    if "ssl_cert" in files:
-        context.load_cert_chain(files["ssl_cert"], files.get("ssl_key"))
+    try:
+        context = ssl.create_default_context(cafile=files.get("ssl_ca"), capath=files.get("ssl_capath"))
+        if "ssl_cert" in files:
+            context.load_cert_chain(files["ssl_cert"], files.get("ssl_key"))
+    except (OSError, ssl.SSLError) as error:
+        named = ", ".join(f"{key}={value}" for key, value in files.items() if key != "ssl_check_hostname")
+        raise ConfigError(f"DATABASE_URL's TLS files cannot be used ({named})",
+                          getattr(error, "strerror", None) or str(error),
+                          "point ssl_ca / ssl_cert / ssl_key at readable PEM files") from None
     if mode in ("PREFERRED", "REQUIRED"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

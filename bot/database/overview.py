@@ -101,9 +101,23 @@ def check(overview: Overview) -> None:
     """For CI and deploy gates: fail (exit 7) when anything is pending, half-applied or unknown."""
     problems = overview.check_problems
     if problems:
-        raise CheckFailed(f"the database at {overview.location} is not at head and whole", "; ".join(problems),
-                          "run `invoke migrate`, see docs/JOURNAL.md for a half-applied revision, or docs/REVIEW.md "
-                          "for an edited one")
+        raise CheckFailed(f"the database at {overview.location} is not at head", "; ".join(problems),
+                          _check_fix(overview))
+
+
+def _check_fix(overview: Overview) -> str:
+    """The way out of the first problem migrate cannot solve by itself, else `invoke migrate`."""
+    if overview.state.unknown:
+        return ("migrate refuses a revision the scripts do not know: deploy the code that has it, or restore a "
+                "backup taken at a revision these scripts know (docs/ROLLBACK.md)")
+    if overview.half_applied:
+        return "repair the half-applied revision, then `invoke stamp --to REV` (docs/JOURNAL.md)"
+    if len(overview.state.heads) > 1:
+        return "merge the heads (`alembic merge heads`), then run `invoke migrate`"
+    if overview.edited and not overview.state.pending:
+        return ("restore the edited file from version control, or `invoke accept-edit --revision REV --reason ...` "
+                "once the edit is intended (docs/REVIEW.md)")
+    return "run `invoke migrate`"
 
 
 def history_document(overview: Overview, limit: int | None = None) -> dict[str, object]:

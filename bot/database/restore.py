@@ -9,24 +9,30 @@ restore itself is journaled.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, Table, delete, func, inspect, select, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from bot.config import Config
 from bot.database import journal
 from bot.database.backup import backup_kind, take_backup, verify_backup
+from bot.database.engine import connect_options
 from bot.database.lock import migration_lock
 from bot.database.scripts import TOOLKIT_TABLES, alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.tools import MYSQL_BACKENDS, find_tool, mysql_option_file, postgres_environment, run_tool
-from bot.database.urls import database_label, where
+from bot.database.urls import database_label, sync_url, where
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.signals import ShutdownGuard, run_guarded
@@ -36,6 +42,8 @@ log = get_logger("bot.restore")
 RESTORE = "restore"
 # Audit tables keep their current rows across a restore; alembic_version comes from the backup.
 KEPT_TABLES = tuple(sorted(TOOLKIT_TABLES - {"alembic_version"}))
+# Where a MySQL/MariaDB dump writes alembic_version rows: the start of such a statement.
+_WRITES_VERSION = re.compile(r"^(INSERT|REPLACE)\s+(IGNORE\s+)?INTO\s+`?alembic_version`?[\s(]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ def restore(config: Config, path: Path, *, confirm: Any = None, backup_first: bo
                           f"it looks like {'a ' + kind + ' backup' if kind != 'unknown' else 'something else'}, "
                           f"and DATABASE_URL is {backend}", "pick a backup of this database")
     verify_backup(path, backend)
-    revision = backup_revision(path, kind)
+    revision = backup_revision(path, kind, config.database_url)
     from bot.database.migrations import _known
 
     scripts = load_scripts(alembic_config(config))
@@ -83,9 +91,13 @@ def _existing(path: Path) -> Path:
     return path.resolve()
 
 
+def backup_revision(path: Path, kind: str, url: URL) -> tuple[str, ...]:
+    """The alembic revision(s) a backup holds, as the database itself reads them; () when it holds none (base).
 
-def backup_revision(path: Path, kind: str) -> tuple[str, ...]:
-    """The alembic revision(s) recorded inside a backup; () when it holds none (base)."""
+    A dump's text layout changes between tool versions (mariadb-dump 10.11 puts `VALUES` and the rows on
+    separate lines), so the rows are never picked out of it with a pattern: the server evaluates the dump's
+    own alembic_version data into a temporary table of a scratch session, which changes nothing.
+    """
     if kind == "sqlite":
         connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
@@ -95,13 +107,77 @@ def backup_revision(path: Path, kind: str) -> tuple[str, ...]:
         finally:
             connection.close()
     if kind == "postgresql":
-        tool = find_tool("pg_restore", needed_for="reading the backup")
-        script = run_tool([tool, "--data-only", "--table=alembic_version", "--file=-", str(path)],
-                          what="pg_restore")
-        match = re.search(r"^COPY \S*alembic_version .*FROM stdin;\n(.*?)^\\\.$", script, re.S | re.M)
-        return tuple(line for line in match.group(1).splitlines() if line) if match else ()
-    found = re.findall(r"^INSERT INTO `alembic_version` VALUES (.*);$", path.read_text("utf-8", "replace"), re.M)
-    return tuple(value for values in found for value in re.findall(r"'([^']*)'", values))
+        copy_data = _postgres_version_data(path)
+        return () if copy_data is None else _read_in_scratch(url, path, postgres_copy=copy_data)
+    statements = _mysql_version_statements(path)
+    return _read_in_scratch(url, path, mysql_statements=statements) if statements else ()
+
+
+def _postgres_version_data(path: Path) -> str | None:
+    """The COPY data pg_restore writes for the backup's alembic_version table (None when it has no such table)."""
+    tool = find_tool("pg_restore", needed_for="reading the backup")
+    script = run_tool([tool, "--data-only", "--table=alembic_version", "--file=-", str(path)], what="pg_restore")
+    lines = iter(script.splitlines(keepends=True))
+    for line in lines:
+        if line.startswith("COPY ") and line.rstrip().endswith("FROM stdin;"):
+            # COPY's text format: one row per line up to the end-of-data marker (its own escapes keep rows whole).
+            return "".join(itertools.takewhile(lambda row: row.rstrip("\r\n") != "\\.", lines))
+    return None
+
+
+def _mysql_version_statements(path: Path) -> list[str]:
+    """The dump's statements that write alembic_version rows, whole, however many lines each spans.
+
+    mysqldump and mariadb-dump begin every statement on a new line and end it with `;` at a line's end; a
+    row value never holds a raw line break (it is written as `\\n`), so a statement ends at the first such line.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+    with path.open("r", encoding="utf-8", errors="replace") as dump:
+        for line in dump:
+            if not current and not _WRITES_VERSION.match(line):
+                continue
+            current.append(line)
+            if line.rstrip().endswith(";"):
+                statements.append("".join(current).rstrip().removesuffix(";"))
+                current = []
+    if current:
+        raise Refused(f"the backup {path.name} is truncated", "its alembic_version data has no end",
+                      "take a new backup")
+    return statements
+
+
+def _read_in_scratch(url: URL, path: Path, *, postgres_copy: str | None = None,
+                     mysql_statements: Sequence[str] = ()) -> tuple[str, ...]:
+    """Let the server read the backup's alembic_version rows into a temporary table of a session of its own."""
+    driver_url, connect_args = connect_options(sync_url(url))
+    engine = create_sync_engine(driver_url, connect_args=connect_args, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            # The driver's own cursor: the dump's text goes to the server as it is, never through %-formatting.
+            cursor: Any = connection.connection.cursor()
+            if postgres_copy is not None:
+                cursor.execute("CREATE TEMPORARY TABLE alembic_version (version_num text NOT NULL)")
+                with cursor.copy("COPY pg_temp.alembic_version (version_num) FROM STDIN") as copy:
+                    copy.write(postgres_copy)
+                cursor.execute("SELECT version_num FROM pg_temp.alembic_version")
+            else:
+                # A temporary table hides the real one from this session: the dump's INSERTs land in it.
+                cursor.execute("CREATE TEMPORARY TABLE `alembic_version` (version_num VARCHAR(255) NOT NULL)")
+                for statement in mysql_statements:
+                    cursor.execute(statement)
+                cursor.execute("SELECT version_num FROM `alembic_version`")
+            found = tuple(sorted(str(row[0]) for row in cursor.fetchall()))
+            cursor.close()
+            connection.rollback()
+            return found
+    except DBAPIError as error:
+        reason = str(error.orig if error.orig is not None else error).strip().splitlines()[0]
+        raise Refused(f"the revision held by the backup {path.name} could not be read", reason,
+                      "check the backup (it may be damaged) and that DATABASE_URL's user may create temporary "
+                      "tables") from None
+    finally:
+        engine.dispose()
 
 
 def backup_tables(path: Path, kind: str) -> set[str] | None:
