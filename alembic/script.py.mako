@@ -16,12 +16,10 @@ down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
-# Review marker. Production refuses to upgrade through a revision that drops a table or column, renames,
-# changes a column's type, adds a NOT NULL column without a default, builds an index without CONCURRENTLY
-# (or adds a foreign key / unique constraint) on an existing PostgreSQL table, or runs DROP/DELETE/TRUNCATE
-# SQL -- unless this says why it is safe, e.g. "column unused since 1.4, backed up in the release job".
-# See docs/ROLLBACK.md ("Destructive revisions").
-reviewed_destructive: str | None = None
+# The review (docs/REVIEW.md) judges every statement this revision sends. Production refuses a finding (a
+# dropped column, a blocking index build, DELETE without WHERE, ...) unless it is acknowledged here by rule
+# id, with why it is safe, e.g. {"drop-column": "users.nickname unused since 1.4"}. `invoke review` lists them.
+reviewed: dict[str, str] = {}
 
 
 def upgrade() -> None:

@@ -535,8 +535,28 @@ def goal_throughput(base: Path, mode: Mode) -> None:
         RESULTS.append(result)
 
 
+def without_review(project: Path) -> Path:
+    """The same project with the migration review switched off, for the review's own cost (bench only)."""
+    module = project / "bot" / "database" / "migrations.py"
+    text = module.read_text()
+    marker = "def review_mode(config: Config) -> str:\n"
+    assert marker in text, "review_mode moved: update bench/run.py"
+    module.write_text(text.replace(marker, marker + "    return None  # type: ignore[return-value]  # bench: off\n"))
+    return project
+
+
+def goal_review(base: Path, mode: Mode) -> None:
+    """R1: what the review's checks cost a migrate from an empty PostgreSQL database (issue: at most 5 %)."""
+    revisions, rounds = mode.empty_rounds[-1]
+    checked = make_project(base / "review_on", revisions)
+    unchecked = without_review(make_project(base / "review_off", revisions))
+    a, b = interleave(partial(migrate_empty, checked), partial(migrate_empty, unchecked), max(rounds, 5), 1)
+    RESULTS.append(Result("R1", f"migrate from empty PostgreSQL, {revisions:,} revisions: review on / off", a, b,
+                          1.05))
+
+
 GOALS = {"G1": goal_list, "G2": goal_noop, "G3": goal_start, "G4": goal_empty, "G5": goal_concurrent,
-         "G6": goal_throughput}
+         "G6": goal_throughput, "R1": goal_review}
 
 
 # -- report --------------------------------------------------------------------------------------------------
