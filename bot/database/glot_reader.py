@@ -10,47 +10,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from bot.database.statements import (
-    ADD_COLUMN,
-    ADD_CONSTRAINT,
-    ALTER_TYPE,
-    CHECK,
-    CREATE_INDEX,
-    CREATE_TABLE,
-    DELETE,
-    DROP_COLUMN,
-    DROP_DATABASE,
-    DROP_INDEX,
-    DROP_NOT_NULL,
-    DROP_PRIMARY_KEY,
-    DROP_SCHEMA,
-    DROP_TABLE,
-    FOREIGN_KEY,
-    INSERT,
-    MODIFY_COLUMN,
-    MYSQL,
-    OTHER,
-    PRIMARY_KEY,
-    RENAME_COLUMN,
-    RENAME_TABLE,
-    SET_DEFAULT,
-    SET_NOT_NULL,
-    SQLITE,
-    TRANSACTION,
-    TRUNCATE,
-    UNIQUE,
-    UNREADABLE,
-    UPDATE,
-    Action,
-    ColumnSpec,
-    ColumnType,
-    ParsedStatements,
-    TableName,
-    column_type,
-    excerpt,
-)
+from bot.database import statements as st
+from bot.database.statements import Action, ColumnSpec, ColumnType, ParsedStatements, TableName, column_type, excerpt
 
-DIALECTS = {MYSQL: "mysql", SQLITE: "sqlite"}
+DIALECTS = {st.MYSQL: "mysql", st.SQLITE: "sqlite"}
 
 
 def read_statements(sql: str, dialect: str) -> ParsedStatements:
@@ -60,7 +23,7 @@ def read_statements(sql: str, dialect: str) -> ParsedStatements:
     try:
         trees = sqlglot.parse(sql, read=read)
     except (ParseError, TokenError) as error:
-        result.statements.append((sql, [Action(UNREADABLE, detail=str(error).splitlines()[0],
+        result.statements.append((sql, [Action(st.UNREADABLE, detail=str(error).splitlines()[0],
                                                statement=excerpt(sql))]))
         return result
     for tree in trees:
@@ -87,82 +50,82 @@ def _top(tree: exp.Expression, dialect: str) -> list[Action]:
             table = target.this if isinstance(target, exp.Schema) else target
             columns = tuple(_column(item) for item in (target.expressions if isinstance(target, exp.Schema)
                                                             else []) if isinstance(item, exp.ColumnDef))
-            return [Action(CREATE_TABLE, _table(table, dialect), columns=columns)]
+            return [Action(st.CREATE_TABLE, _table(table, dialect), columns=columns)]
         if kind == "INDEX":
             index = tree.this
-            return [Action(CREATE_INDEX, _table(index.args.get("table"), dialect), name=_name(index.this),
+            return [Action(st.CREATE_INDEX, _table(index.args.get("table"), dialect), name=_name(index.this),
                            unique=bool(tree.args.get("unique")))]
-        return [Action(OTHER, detail=f"create {kind.lower()}")]
+        return [Action(st.OTHER, detail=f"create {kind.lower()}")]
     if isinstance(tree, exp.Drop):
         kind = str(tree.args.get("kind") or "").upper()
         tables = tree.args.get("tables") or ([tree.this] if tree.this is not None else [])
         cascade = bool(tree.args.get("cascade"))
         if kind == "TABLE":
-            return [Action(DROP_TABLE, _table(table, dialect), cascade=cascade) for table in tables]
+            return [Action(st.DROP_TABLE, _table(table, dialect), cascade=cascade) for table in tables]
         if kind == "INDEX":
             on = tree.args.get("cluster")
-            return [Action(DROP_INDEX, _table(on.this, dialect) if on is not None else None,
+            return [Action(st.DROP_INDEX, _table(on.this, dialect) if on is not None else None,
                            name=_name(tables[0]) if tables else None)]
         if kind in ("DATABASE", "SCHEMA"):
-            return [Action(DROP_DATABASE if kind == "DATABASE" else DROP_SCHEMA,
+            return [Action(st.DROP_DATABASE if kind == "DATABASE" else st.DROP_SCHEMA,
                            name=_name(tables[0]) if tables else None)]
-        return [Action(OTHER, detail=f"drop {kind.lower()}")]
+        return [Action(st.OTHER, detail=f"drop {kind.lower()}")]
     if isinstance(tree, exp.Alter) and str(tree.args.get("kind") or "").upper() == "TABLE":
         table = _table(tree.this, dialect)
         return [_alter(table, action, dialect) for action in tree.args.get("actions") or []]
     if isinstance(tree, exp.TruncateTable):
-        return [Action(TRUNCATE, _table(table, dialect)) for table in tree.expressions]
+        return [Action(st.TRUNCATE, _table(table, dialect)) for table in tree.expressions]
     if isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
-        return [Action(TRANSACTION, detail=type(tree).__name__.upper())]
+        return [Action(st.TRANSACTION, detail=type(tree).__name__.upper())]
     if isinstance(tree, exp.Insert):
         return [_insert(tree, dialect)]
     if isinstance(tree, exp.Command):
         return [_command(tree, dialect)]
-    return [Action(OTHER, detail=type(tree).__name__)]
+    return [Action(st.OTHER, detail=type(tree).__name__)]
 
 
 def _alter(table: TableName, action: exp.Expression, dialect: str) -> Action:
     """One action of an ALTER TABLE."""
     if isinstance(action, exp.ColumnDef):
         spec = _column(action)
-        return Action(ADD_COLUMN, table, column=spec.name, spec=spec)
+        return Action(st.ADD_COLUMN, table, column=spec.name, spec=spec)
     if isinstance(action, exp.Drop):
         kind = str(action.args.get("kind") or "").upper()
         names = action.args.get("tables") or ([action.this] if action.this is not None else [])
         name = _name(names[0]) if names else None
         if kind == "COLUMN" or (not kind and name):
-            return Action(DROP_COLUMN, table, column=name)
+            return Action(st.DROP_COLUMN, table, column=name)
         if kind == "INDEX":
-            return Action(DROP_INDEX, table, name=name)
-        return Action(OTHER, table, detail=f"drop {kind.lower()}")
+            return Action(st.DROP_INDEX, table, name=name)
+        return Action(st.OTHER, table, detail=f"drop {kind.lower()}")
     if isinstance(action, exp.DropPrimaryKey):
-        return Action(DROP_PRIMARY_KEY, table)
+        return Action(st.DROP_PRIMARY_KEY, table)
     if isinstance(action, exp.ModifyColumn):
         spec = _column(action.this)
         renamed = action.args.get("rename_from")
         old = _name(renamed) if renamed is not None else spec.name
-        return Action(MODIFY_COLUMN, table, column=old, spec=spec,
+        return Action(st.MODIFY_COLUMN, table, column=old, spec=spec,
                       new_name=spec.name if renamed is not None and spec.name != old else None)
     if isinstance(action, exp.RenameColumn):
-        return Action(RENAME_COLUMN, table, column=_name(action.this), new_name=_name(action.args.get("to")))
+        return Action(st.RENAME_COLUMN, table, column=_name(action.this), new_name=_name(action.args.get("to")))
     if isinstance(action, exp.AlterRename):
-        return Action(RENAME_TABLE, table, new_table=_table(action.this, dialect))
+        return Action(st.RENAME_TABLE, table, new_table=_table(action.this, dialect))
     if isinstance(action, exp.AddConstraint):
         return _constraint(table, action)
     if isinstance(action, exp.AlterColumn):
         column = _name(action.this)
         if action.args.get("dtype") is not None:
-            return Action(ALTER_TYPE, table, column=column,
+            return Action(st.ALTER_TYPE, table, column=column,
                           spec=ColumnSpec(column or "", _type(action.args["dtype"])),
                           using=action.args.get("using") is not None)
         if action.args.get("allow_null") is False:
-            return Action(SET_NOT_NULL, table, column=column)
+            return Action(st.SET_NOT_NULL, table, column=column)
         if action.args.get("allow_null") is True or action.args.get("drop") and action.args.get("allow_null"):
-            return Action(DROP_NOT_NULL, table, column=column)
+            return Action(st.DROP_NOT_NULL, table, column=column)
         if action.args.get("default") is not None:
-            return Action(SET_DEFAULT, table, column=column)
-        return Action(OTHER, table, detail="alter column")
-    return Action(OTHER, table, detail=type(action).__name__)
+            return Action(st.SET_DEFAULT, table, column=column)
+        return Action(st.OTHER, table, detail="alter column")
+    return Action(st.OTHER, table, detail=type(action).__name__)
 
 
 def _constraint(table: TableName, action: exp.AddConstraint) -> Action:
@@ -173,19 +136,19 @@ def _constraint(table: TableName, action: exp.AddConstraint) -> Action:
     if isinstance(inner, exp.ForeignKey):
         reference = inner.args.get("reference")
         target = reference.this.this if reference is not None and isinstance(reference.this, exp.Schema) else None
-        return Action(ADD_CONSTRAINT, table, constraint=FOREIGN_KEY, name=name,
-                      references=_table(target, MYSQL) if target is not None else None)
+        return Action(st.ADD_CONSTRAINT, table, constraint=st.FOREIGN_KEY, name=name,
+                      references=_table(target, st.MYSQL) if target is not None else None)
     if isinstance(inner, exp.CheckColumnConstraint) or isinstance(inner, exp.Check):
-        return Action(ADD_CONSTRAINT, table, constraint=CHECK, name=name)
+        return Action(st.ADD_CONSTRAINT, table, constraint=st.CHECK, name=name)
     if isinstance(inner, exp.PrimaryKey):
-        return Action(ADD_CONSTRAINT, table, constraint=PRIMARY_KEY, name=name)
+        return Action(st.ADD_CONSTRAINT, table, constraint=st.PRIMARY_KEY, name=name)
     if isinstance(inner, exp.UniqueColumnConstraint):
-        return Action(ADD_CONSTRAINT, table, constraint=UNIQUE, name=name)
+        return Action(st.ADD_CONSTRAINT, table, constraint=st.UNIQUE, name=name)
     if isinstance(inner, exp.IndexColumnConstraint):
         kind = str(inner.args.get("kind") or "").upper()
-        return Action(CREATE_INDEX, table, name=_name(inner.this) if inner.this is not None else name,
+        return Action(st.CREATE_INDEX, table, name=_name(inner.this) if inner.this is not None else name,
                       unique=kind == "UNIQUE")
-    return Action(OTHER, table, detail=f"add {type(inner).__name__}")
+    return Action(st.OTHER, table, detail=f"add {type(inner).__name__}")
 
 
 def _column(column: exp.Expression) -> ColumnSpec:
@@ -210,7 +173,7 @@ def _column(column: exp.Expression) -> ColumnSpec:
             values["unique"] = True
         elif isinstance(kind, exp.Reference):
             target = kind.this.this if isinstance(kind.this, exp.Schema) else kind.this
-            values["references"] = _table(target, MYSQL) if target is not None else None
+            values["references"] = _table(target, st.MYSQL) if target is not None else None
         elif isinstance(kind, exp.CheckColumnConstraint):
             values["check"] = True
     return ColumnSpec(_name(column.this) or "", _type(column.args.get("kind")), **values)
@@ -240,7 +203,7 @@ def _functions(node: exp.Expression | None) -> Iterator[str]:
 
 def _dml(node: exp.Expression, dialect: str) -> Action:
     table = node.this
-    return Action(DELETE if isinstance(node, exp.Delete) else UPDATE,
+    return Action(st.DELETE if isinstance(node, exp.Delete) else st.UPDATE,
                   _table(table, dialect) if isinstance(table, exp.Table) else None,
                   has_where=node.args.get("where") is not None)
 
@@ -252,7 +215,7 @@ def _insert(tree: exp.Insert, dialect: str) -> Action:
     table = _table(table_node, dialect)
     select = tree.expression
     if not isinstance(target, exp.Schema) or not isinstance(select, exp.Select):
-        return Action(INSERT, table)
+        return Action(st.INSERT, table)
     sources = select.args.get("from") or select.args.get("from_")
     source_table = sources.this if sources is not None else None
     copies = []
@@ -260,7 +223,7 @@ def _insert(tree: exp.Insert, dialect: str) -> Action:
         inner = expression.this if isinstance(expression, exp.Alias) else expression
         inner = inner.this if isinstance(inner, exp.Cast) else inner
         copies.append((_name(target_column) or "", inner.name if isinstance(inner, exp.Column) else None))
-    return Action(INSERT, table, copies=tuple(copies),
+    return Action(st.INSERT, table, copies=tuple(copies),
                   source=_table(source_table, dialect) if isinstance(source_table, exp.Table) else None)
 
 
@@ -268,14 +231,14 @@ def _command(tree: exp.Command, dialect: str) -> Action:
     """Statements sqlglot keeps as raw text; MySQL's RENAME TABLE a TO b is read from its tokens."""
     word = str(tree.this).upper()
     rest = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
-    if word == "RENAME" and dialect == MYSQL:
+    if word == "RENAME" and dialect == st.MYSQL:
         tokens = [token.text for token in sqlglot.tokenize(str(rest), read="mysql")]
         if len(tokens) >= 4 and tokens[0].upper() == "TABLE" and tokens[2].upper() == "TO":
-            return Action(RENAME_TABLE, TableName(None, tokens[1].strip("`")),
+            return Action(st.RENAME_TABLE, TableName(None, tokens[1].strip("`")),
                           new_table=TableName(None, tokens[3].strip("`")))
     if word in ("SET", "SHOW", "USE", "ANALYZE", "OPTIMIZE", "FLUSH", "PRAGMA", "LOCK TABLES", "UNLOCK"):
-        return Action(OTHER, detail=word.lower())
-    return Action(UNREADABLE, detail=f"{word} {str(rest)[:40]}".strip())
+        return Action(st.OTHER, detail=word.lower())
+    return Action(st.UNREADABLE, detail=f"{word} {str(rest)[:40]}".strip())
 
 
 def _table(node: exp.Expression | None, dialect: str) -> TableName:
@@ -284,7 +247,7 @@ def _table(node: exp.Expression | None, dialect: str) -> TableName:
     schema = node.args.get("db")
     name = _name(node.this) or ""
     schema_name = _name(schema) if schema is not None else None
-    if dialect == SQLITE:  # SQLite compares table names without case
+    if dialect == st.SQLITE:  # SQLite compares table names without case
         return TableName(schema_name.lower() if schema_name else None, name.lower())
     return TableName(schema_name, name)
 

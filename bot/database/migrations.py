@@ -339,16 +339,16 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
                 _refuse_unknown(state)
             who = journal.origin(config.env)
             journal.refuse_half_applied(await connection.run_sync(journal.prepare, who), where(url))
-            files = None
+            revision_files = None
             if direction == "upgrade":
-                files = await connection.run_sync(_validate_checksums, config, scripts, before, who)
+                revision_files = await connection.run_sync(_validate_checksums, config, scripts, before, who)
             steps = _plan_steps(scripts, direction, target, before)
             planned = Plan(direction, database_label(url), where(url), before, target, steps)
             if not steps:
                 log.info("nothing to migrate", direction=direction, target=target, current=list(before))
-                if files is not None:
+                if revision_files is not None:
                     await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), before, who,
-                                              files)
+                                              revision_files)
                 return MigrationReport(direction, before, before)
             if confirm is not None and not await _ask(confirm, planned):
                 raise Refused(f"{direction} of {where(url)} was not confirmed", "the answer did not match",
@@ -366,9 +366,9 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
             results = await run.until_done(connection, current_heads)
             after = await connection.run_sync(current_heads)
             await connection.rollback()
-            if files is not None:
+            if revision_files is not None:
                 await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), after, who,
-                                          files)
+                                          revision_files)
             total = (time.perf_counter() - started) * 1000
             log.info("migrations complete", direction=direction, applied=len(results),
                      duration_ms=round(total, 1), revision=",".join(after) or None)

@@ -13,47 +13,8 @@ from typing import Any
 
 from pglast import parser
 
-from bot.database.statements import (
-    ADD_COLUMN,
-    ADD_CONSTRAINT,
-    ALTER_TYPE,
-    CHECK,
-    CREATE_DOMAIN,
-    CREATE_INDEX,
-    CREATE_TABLE,
-    DELETE,
-    DOMAIN_CONSTRAINT,
-    DROP_COLUMN,
-    DROP_DATABASE,
-    DROP_INDEX,
-    DROP_NOT_NULL,
-    DROP_SCHEMA,
-    DROP_TABLE,
-    EXCLUSION,
-    FOREIGN_KEY,
-    INSERT,
-    OPAQUE,
-    OTHER,
-    PRIMARY_KEY,
-    REINDEX,
-    RENAME_COLUMN,
-    RENAME_TABLE,
-    SERIAL_TYPES,
-    SET_DEFAULT,
-    SET_NOT_NULL,
-    TRANSACTION,
-    TRUNCATE,
-    UNIQUE,
-    UNREADABLE,
-    UPDATE,
-    Action,
-    ColumnSpec,
-    ColumnType,
-    ParsedStatements,
-    TableName,
-    column_type,
-    excerpt,
-)
+from bot.database import statements as st
+from bot.database.statements import Action, ColumnSpec, ColumnType, ParsedStatements, TableName, column_type, excerpt
 
 
 def read_statements(sql: str) -> ParsedStatements:
@@ -62,7 +23,7 @@ def read_statements(sql: str) -> ParsedStatements:
     try:
         tree = json.loads(parser.parse_sql_json(sql))
     except parser.ParseError as error:
-        result.statements.append((sql, [Action(UNREADABLE, detail=str(error), statement=excerpt(sql))]))
+        result.statements.append((sql, [Action(st.UNREADABLE, detail=str(error), statement=excerpt(sql))]))
         return result
     encoded = sql.encode("utf-8")
     for raw in tree.get("stmts", []):
@@ -90,46 +51,46 @@ def _statement(node: dict[str, Any]) -> list[Action]:
 
 def _top(kind: str, body: dict[str, Any]) -> list[Action]:
     if kind == "CreateStmt":
-        return [Action(CREATE_TABLE, _table(body["relation"]), columns=_columns(body.get("tableElts", [])))]
+        return [Action(st.CREATE_TABLE, _table(body["relation"]), columns=_columns(body.get("tableElts", [])))]
     if kind == "CreateTableAsStmt":
         into = body.get("into", {}).get("IntoClause", {}).get("rel")
-        return [Action(CREATE_TABLE, _table(into))] if into else [Action(OTHER)]
+        return [Action(st.CREATE_TABLE, _table(into))] if into else [Action(st.OTHER)]
     if kind == "DropStmt":
         return _drop(body)
     if kind == "DropdbStmt":
-        return [Action(DROP_DATABASE, name=body.get("dbname"))]
+        return [Action(st.DROP_DATABASE, name=body.get("dbname"))]
     if kind == "RenameStmt":
         return _rename(body)
     if kind == "AlterObjectSchemaStmt" and body.get("objectType") == "OBJECT_TABLE":
         table = _table(body["relation"])
-        return [Action(RENAME_TABLE, table, new_table=TableName(body.get("newschema"), table.name))]
+        return [Action(st.RENAME_TABLE, table, new_table=TableName(body.get("newschema"), table.name))]
     if kind == "AlterTableStmt" and body.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE":
         table = _table(body["relation"])
         return [_alter(table, command["AlterTableCmd"]) for command in body.get("cmds", [])]
     if kind == "IndexStmt":
-        return [Action(CREATE_INDEX, _table(body["relation"]), name=body.get("idxname"),
+        return [Action(st.CREATE_INDEX, _table(body["relation"]), name=body.get("idxname"),
                        concurrent=bool(body.get("concurrent")), unique=bool(body.get("unique")))]
     if kind == "ReindexStmt":
         concurrent = any(_defname(item) == "concurrently" for item in body.get("params", []))
         relation = body.get("relation")
-        return [Action(REINDEX, _table(relation) if relation else None, name=body.get("name"),
+        return [Action(st.REINDEX, _table(relation) if relation else None, name=body.get("name"),
                        concurrent=concurrent)]
     if kind == "TruncateStmt":
         cascade = body.get("behavior") == "DROP_CASCADE"
-        return [Action(TRUNCATE, _table(item["RangeVar"]), cascade=cascade) for item in body.get("relations", [])]
+        return [Action(st.TRUNCATE, _table(item["RangeVar"]), cascade=cascade) for item in body.get("relations", [])]
     if kind == "TransactionStmt":
-        return [Action(TRANSACTION, detail=str(body.get("kind", "")).removeprefix("TRANS_STMT_"))]
+        return [Action(st.TRANSACTION, detail=str(body.get("kind", "")).removeprefix("TRANS_STMT_"))]
     if kind in ("DoStmt", "CallStmt"):
-        return [Action(OPAQUE, detail="DO block" if kind == "DoStmt" else "CALL")]
+        return [Action(st.OPAQUE, detail="DO block" if kind == "DoStmt" else "CALL")]
     if kind == "AlterDomainStmt" and body.get("subtype") == "C":
         constraint = body.get("def", {}).get("Constraint", {})
-        return [Action(DOMAIN_CONSTRAINT, name=_dotted(body.get("typeName", [])),
+        return [Action(st.DOMAIN_CONSTRAINT, name=_dotted(body.get("typeName", [])),
                        not_valid=bool(constraint.get("skip_validation")))]
     if kind == "CreateDomainStmt" and any(_contype(item) == "CONSTR_CHECK" for item in body.get("constraints", [])):
-        return [Action(CREATE_DOMAIN, name=_dotted(body.get("domainname", [])))]
+        return [Action(st.CREATE_DOMAIN, name=_dotted(body.get("domainname", [])))]
     if kind == "InsertStmt":
-        return [Action(INSERT, _table(body["relation"]))]
-    return [Action(OTHER, detail=kind)]
+        return [Action(st.INSERT, _table(body["relation"]))]
+    return [Action(st.OTHER, detail=kind)]
 
 
 def _drop(body: dict[str, Any]) -> list[Action]:
@@ -137,13 +98,13 @@ def _drop(body: dict[str, Any]) -> list[Action]:
     cascade = body.get("behavior") == "DROP_CASCADE"
     names = [_object_name(item) for item in body.get("objects", [])]
     if kind == "OBJECT_TABLE":
-        return [Action(DROP_TABLE, _qualified(name), cascade=cascade) for name in names]
+        return [Action(st.DROP_TABLE, _qualified(name), cascade=cascade) for name in names]
     if kind == "OBJECT_INDEX":
-        return [Action(DROP_INDEX, name=str(_qualified(name)), concurrent=bool(body.get("concurrent")))
+        return [Action(st.DROP_INDEX, name=str(_qualified(name)), concurrent=bool(body.get("concurrent")))
                 for name in names]
     if kind == "OBJECT_SCHEMA":
-        return [Action(DROP_SCHEMA, name=".".join(name), cascade=cascade) for name in names]
-    return [Action(OTHER, detail=f"drop {str(kind).removeprefix('OBJECT_').lower()}")]
+        return [Action(st.DROP_SCHEMA, name=".".join(name), cascade=cascade) for name in names]
+    return [Action(st.OTHER, detail=f"drop {str(kind).removeprefix('OBJECT_').lower()}")]
 
 
 def _rename(body: dict[str, Any]) -> list[Action]:
@@ -151,10 +112,10 @@ def _rename(body: dict[str, Any]) -> list[Action]:
     relation = body.get("relation")
     if kind == "OBJECT_TABLE" and relation:
         table = _table(relation)
-        return [Action(RENAME_TABLE, table, new_table=TableName(table.schema, body["newname"]))]
+        return [Action(st.RENAME_TABLE, table, new_table=TableName(table.schema, body["newname"]))]
     if kind == "OBJECT_COLUMN" and relation and body.get("relationType") == "OBJECT_TABLE":
-        return [Action(RENAME_COLUMN, _table(relation), column=body.get("subname"), new_name=body.get("newname"))]
-    return [Action(OTHER, detail=f"rename {str(kind).removeprefix('OBJECT_').lower()}")]
+        return [Action(st.RENAME_COLUMN, _table(relation), column=body.get("subname"), new_name=body.get("newname"))]
+    return [Action(st.OTHER, detail=f"rename {str(kind).removeprefix('OBJECT_').lower()}")]
 
 
 def _alter(table: TableName, command: dict[str, Any]) -> Action:
@@ -163,35 +124,35 @@ def _alter(table: TableName, command: dict[str, Any]) -> Action:
     name = command.get("name")
     definition = command.get("def", {})
     if subtype == "AT_AddColumn":
-        return Action(ADD_COLUMN, table, spec=_column(definition["ColumnDef"]),
+        return Action(st.ADD_COLUMN, table, spec=_column(definition["ColumnDef"]),
                       column=definition["ColumnDef"].get("colname"))
     if subtype == "AT_DropColumn":
-        return Action(DROP_COLUMN, table, column=name, cascade=command.get("behavior") == "DROP_CASCADE")
+        return Action(st.DROP_COLUMN, table, column=name, cascade=command.get("behavior") == "DROP_CASCADE")
     if subtype == "AT_AlterColumnType":
         column = definition.get("ColumnDef", {})
-        return Action(ALTER_TYPE, table, column=name, spec=ColumnSpec(name or "", _type(column.get("typeName"))),
+        return Action(st.ALTER_TYPE, table, column=name, spec=ColumnSpec(name or "", _type(column.get("typeName"))),
                       using="raw_default" in column)
     if subtype == "AT_SetNotNull":
-        return Action(SET_NOT_NULL, table, column=name)
+        return Action(st.SET_NOT_NULL, table, column=name)
     if subtype == "AT_DropNotNull":
-        return Action(DROP_NOT_NULL, table, column=name)
+        return Action(st.DROP_NOT_NULL, table, column=name)
     if subtype == "AT_ColumnDefault" and definition:
-        return Action(SET_DEFAULT, table, column=name)
+        return Action(st.SET_DEFAULT, table, column=name)
     if subtype == "AT_AddConstraint":
         return _constraint(table, definition.get("Constraint", {}))
-    return Action(OTHER, table, detail=str(subtype))
+    return Action(st.OTHER, table, detail=str(subtype))
 
 
-_CONSTRAINTS = {"CONSTR_FOREIGN": FOREIGN_KEY, "CONSTR_CHECK": CHECK, "CONSTR_UNIQUE": UNIQUE,
-                   "CONSTR_PRIMARY": PRIMARY_KEY, "CONSTR_EXCLUSION": EXCLUSION}
+_CONSTRAINTS = {"CONSTR_FOREIGN": st.FOREIGN_KEY, "CONSTR_CHECK": st.CHECK, "CONSTR_UNIQUE": st.UNIQUE,
+                   "CONSTR_PRIMARY": st.PRIMARY_KEY, "CONSTR_EXCLUSION": st.EXCLUSION}
 
 
 def _constraint(table: TableName, constraint: dict[str, Any]) -> Action:
     kind = _CONSTRAINTS.get(constraint.get("contype", ""))
     if kind is None:
-        return Action(OTHER, table, detail=str(constraint.get("contype")))
+        return Action(st.OTHER, table, detail=str(constraint.get("contype")))
     referenced = constraint.get("pktable")
-    return Action(ADD_CONSTRAINT, table, constraint=kind, name=constraint.get("conname"),
+    return Action(st.ADD_CONSTRAINT, table, constraint=kind, name=constraint.get("conname"),
                   not_valid=bool(constraint.get("skip_validation")), using_index="indexname" in constraint,
                   references=_table(referenced) if referenced else None)
 
@@ -204,7 +165,7 @@ def _column(column: dict[str, Any]) -> ColumnSpec:
     """A ColumnDef node: type, NOT NULL, default, identity, generated, inline constraints."""
     column_type = _type(column.get("typeName"))
     spec = ColumnSpec(column.get("colname", ""), column_type,
-                      identity=column_type is not None and column_type.name in SERIAL_TYPES)
+                      identity=column_type is not None and column_type.name in st.SERIAL_TYPES)
     values: dict[str, Any] = {}
     for item in column.get("constraints", []):
         constraint = item.get("Constraint", {})
@@ -265,7 +226,7 @@ def _dml(node: Any) -> Iterator[Action]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("DeleteStmt", "UpdateStmt") and isinstance(value, dict) and "relation" in value:
-                yield Action(DELETE if key == "DeleteStmt" else UPDATE, _table(value["relation"]),
+                yield Action(st.DELETE if key == "DeleteStmt" else st.UPDATE, _table(value["relation"]),
                              has_where="whereClause" in value or "usingClause" in value or "fromClause" in value)
             yield from _dml(value)
     elif isinstance(node, list):
