@@ -11,6 +11,7 @@ import structlog
 
 _HANDLER_NAME = "bot-toolkit"
 _secrets: set[str] = set()
+_LOGGED_MARK = "_bot_toolkit_logged"
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -34,6 +35,30 @@ class _DropAlembicChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.name == "alembic.runtime.migration"
                     and str(record.msg).startswith(("Context impl", "Will assume", "Generating static SQL")))
+
+
+class _DropRelogged(logging.Filter):
+    """aiogram (and asyncio, for a webhook task) log a handler's exception again, without the update's context.
+
+    The update middleware has already logged it with update_id, chat_id, user_id and handler: once is enough.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not already_logged(error)
+
+
+def mark_logged(error: BaseException) -> None:
+    """Note that this exception has been logged with its context, so later copies of it are dropped."""
+    try:
+        setattr(error, _LOGGED_MARK, True)
+    except AttributeError:
+        pass  # an exception type without a __dict__: it is then logged twice, never lost
+
+
+def already_logged(error: BaseException) -> bool:
+    """Whether mark_logged() was called on this exception."""
+    return bool(getattr(error, _LOGGED_MARK, False))
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -88,6 +113,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     handler.addFilter(_DropAlembicChatter())
+    handler.addFilter(_DropRelogged())
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
@@ -99,6 +125,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(quiet)
     # Alembic announces each of its plugins at INFO whenever it loads; that is start-up noise.
     logging.getLogger("alembic.runtime.plugins").setLevel(quiet)
+    # aiogram logs every update at INFO ("Update id=… is handled"); `update finished` (debug) replaces it.
+    logging.getLogger("aiogram.event").setLevel("WARNING")
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

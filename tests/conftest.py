@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
 from tests.fake_telegram import FakeTelegram
@@ -25,7 +33,7 @@ TOOLKIT_VARIABLES = ("ENV", "DATABASE_URL", "BOT_TOKEN", "TELEGRAM_API_URL", "LO
                      "MIGRATION_LOCK_TIMEOUT", "DB_WAIT_TIMEOUT",
                      "MIGRATE_ON_START", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_HOST", "WEBHOOK_PORT", "PORT",
                      "HEALTH_HOST", "HEALTH_PORT", "ADMIN_IDS", "SHUTDOWN_TIMEOUT", "BOT_TOKEN_FILE",
-                     "DATABASE_URL_FILE", "TELEGRAM_PROXY",
+                     "DATABASE_URL_FILE", "TELEGRAM_PROXY", "TELEGRAM_PACING", "TELEGRAM_RETRY_MAX_WAIT",
                      "BACKUP_DIR", "BACKUP_KEEP", "BACKUP_BEFORE_MIGRATE", "ALLOW_DESTRUCTIVE_MIGRATIONS",
                      "DDL_LOCK_TIMEOUT", "DDL_STATEMENT_TIMEOUT")
 TOKEN = "123456789:AAH1testtokenvalue-abcdefghijklmnop"
@@ -143,6 +151,69 @@ def json_lines(stderr: str) -> list[dict[str, object]]:
 def events_named(stderr: str, name: str) -> list[dict[str, object]]:
     """The JSON log events with this event name."""
     return [event for event in json_lines(stderr) if event.get("event") == name]
+
+
+def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """GET a health endpoint and decode its JSON body, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def scrape_metrics(url: str) -> dict[str, Metric]:
+    """GET /metrics over HTTP and parse it with prometheus_client's own parser: family name -> family."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def metric_value(families: dict[str, Metric], sample: str, **labels: str) -> float | None:
+    """The value of one sample (e.g. `bot_updates_received_total`, update_type="message"), None when absent."""
+    for family in families.values():
+        for found in family.samples:
+            if found.name == sample and all(found.labels.get(key) == value for key, value in labels.items()):
+                return float(found.value)
+    return None
+
+
+def post_update(url: str, body: dict[str, Any], secret: str | None) -> tuple[int, str]:
+    """POST a JSON update the way Telegram does; return the status and body."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def message_update(update_id: int, text: str, user_id: int = 901) -> dict[str, Any]:
+    """A private text message update, as Telegram would post it."""
+    message = {"message_id": update_id, "date": int(time.time()), "text": text,
+               "chat": {"id": user_id, "type": "private", "first_name": "Wu"},
+               "from": {"id": user_id, "is_bot": False, "first_name": "Wu"}}
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
+    return {"update_id": update_id, "message": message}
+
+
+def run_in_thread(steps: Callable[[], None]) -> list[BaseException]:
+    """Run the test's client side beside an in-process bot's loop; the steps send SIGTERM, or a failure does."""
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            steps()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            errors.append(error)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=body, daemon=True).start()
+    return errors
 
 
 @pytest.fixture

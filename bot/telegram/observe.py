@@ -1,0 +1,135 @@
+"""Per-update log context and metrics, and the count of every Bot API call: what operators filter and graph by."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.dispatcher.middlewares.user_context import EventContext
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import TelegramObject, Update
+from structlog.contextvars import bound_contextvars
+
+from bot.logs import already_logged, get_logger, mark_logged
+from bot.metrics import BotMetrics
+
+log = get_logger("bot.telegram.updates")
+
+RECORD_KEY = "update_record"  # where the outer middleware leaves the record the inner one fills in
+NO_HANDLER = "none"
+# The `result` label of bot_api_requests for each way a call fails (aiogram's error classes).
+_RESULTS: tuple[tuple[type[TelegramAPIError], str], ...] = (
+    (TelegramRetryAfter, "retry_after"), (TelegramBadRequest, "bad_request"), (TelegramForbiddenError, "forbidden"),
+    (TelegramNotFound, "not_found"), (TelegramConflictError, "conflict"), (TelegramUnauthorizedError, "unauthorized"),
+    (TelegramServerError, "server_error"), (TelegramNetworkError, "network_error"),
+)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass
+class UpdateRecord:
+    """Filled in while an update travels through the dispatcher: which handler took it."""
+
+    handler: str = NO_HANDLER
+
+
+class UpdateObserver(BaseMiddleware):
+    """Outer update middleware: every log line of an update carries its ids; each update is counted and timed."""
+
+    def __init__(self, metrics: BotMetrics | None = None) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        update_type = event.event_type
+        context: EventContext | None = data.get("event_context")
+        record = UpdateRecord()
+        data[RECORD_KEY] = record
+        if self.metrics is not None:
+            self.metrics.updates_received.labels(update_type).inc()
+        started = time.perf_counter()
+        outcome = "error"
+        with bound_contextvars(update_id=event.update_id, update_type=update_type,
+                               chat_id=context.chat_id if context else None,
+                               user_id=context.user_id if context else None):
+            try:
+                result = await handler(event, data)
+                outcome = "unhandled" if result is UNHANDLED else "handled"
+                return result
+            except asyncio.CancelledError:
+                outcome = "cancelled"
+                raise
+            except Exception as error:
+                if not already_logged(error):  # e.g. a dropped message, already logged with its reason
+                    log.error("update failed", handler=record.handler, error=f"{type(error).__name__}: {error}",
+                              exc_info=error)
+                    mark_logged(error)
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                if self.metrics is not None:
+                    self.metrics.updates_handled.labels(update_type, record.handler, outcome).inc()
+                    self.metrics.handler_seconds.labels(record.handler).observe(seconds)
+                log.debug("update finished", handler=record.handler, outcome=outcome,
+                          duration_ms=round(seconds * 1000, 2))
+
+
+class HandlerLabel(BaseMiddleware):
+    """Inner middleware of every event type: names the handler that took the update, in the record and the logs."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        callback = getattr(data.get("handler"), "callback", None)
+        name = getattr(callback, "__name__", None) or type(callback).__name__
+        record = data.get(RECORD_KEY)
+        if isinstance(record, UpdateRecord):
+            record.handler = name
+        with bound_contextvars(handler=name):
+            return await handler(event, data)
+
+
+class ApiCallObserver(BaseRequestMiddleware):
+    """Counts each Bot API request by method and result, 429s with the wait Telegram asked for."""
+
+    def __init__(self, metrics: BotMetrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        name = method.__api_method__
+        try:
+            response = await make_request(bot, method)
+        except TelegramAPIError as error:
+            self.metrics.api_requests.labels(name, api_result(error)).inc()
+            if isinstance(error, TelegramRetryAfter):
+                self.metrics.api_retry_after.labels(name).inc(error.retry_after)
+            raise
+        self.metrics.api_requests.labels(name, "ok").inc()
+        return response
+
+
+def api_result(error: TelegramAPIError) -> str:
+    """The `result` label for a failed call."""
+    for kind, label in _RESULTS:
+        if isinstance(error, kind):
+            return label
+    return "error"
