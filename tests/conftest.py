@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
+from bot.config import SECRET_FILE_VARIABLES
 from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +153,17 @@ def json_lines(stderr: str) -> list[dict[str, object]]:
 def events_named(stderr: str, name: str) -> list[dict[str, object]]:
     """The JSON log events with this event name."""
     return [event for event in json_lines(stderr) if event.get("event") == name]
+
+
+def variables_the_code_reads() -> set[str]:
+    """Every variable name load_config reads: literal names passed with `environ`, plus each secret's NAME_FILE."""
+    tree = ast.parse((ROOT / "bot" / "config.py").read_text())
+    names = {f"{name}_FILE" for name in SECRET_FILE_VARIABLES} | set(SECRET_FILE_VARIABLES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) \
+                and node.args[0].id == "environ" and isinstance(node.args[1], ast.Constant):
+            names.add(str(node.args[1].value))
+    return names
 
 
 def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
