@@ -7,6 +7,7 @@ Prometheus' own. Every metric is documented in docs/METRICS.md; tests/test_metri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -73,6 +74,29 @@ class BotMetrics:
         Info("bot_build", "The toolkit's version and the revision the code expects the schema at.",
              registry=registry).info({"version": __version__, "schema_head": ",".join(state.heads) or "none"})
         registry.register(_RuntimeCollector(state, pool_in_use, in_flight))
+        # Labelled children by label values: .labels() takes a lock and builds a key on every call (hot path).
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def update_received(self, update_type: str) -> None:
+        """Count an update as it arrives."""
+        self._child(self.updates_received, update_type).inc()
+
+    def update_done(self, update_type: str, handler: str, outcome: str, seconds: float) -> None:
+        """Count and time an update whose handling ended."""
+        self._child(self.updates_handled, update_type, handler, outcome).inc()
+        self._child(self.handler_seconds, handler).observe(seconds)
+
+    def api_answered(self, method: str, result: str) -> None:
+        """Count one Bot API request by its result."""
+        self._child(self.api_requests, method, result).inc()
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """The metric's child for these label values, made once."""
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def record_migration(self, result: str, step_durations_ms: Iterable[float]) -> None:
         """What start did to the schema before the bot ran."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,12 +27,13 @@ from aiogram.exceptions import (
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from bot.logs import already_logged, get_logger, mark_logged
 from bot.metrics import BotMetrics
 
-log = get_logger("bot.telegram.updates")
+LOGGER = "bot.telegram.updates"
+log = get_logger(LOGGER)
 
 RECORD_KEY = "update_record"  # where the outer middleware leaves the record the inner one fills in
 NO_HANDLER = "none"
@@ -57,6 +59,7 @@ class UpdateObserver(BaseMiddleware):
 
     def __init__(self, metrics: BotMetrics | None = None) -> None:
         self.metrics = metrics
+        self._summary = logging.getLogger(LOGGER)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
@@ -66,32 +69,34 @@ class UpdateObserver(BaseMiddleware):
         record = UpdateRecord()
         data[RECORD_KEY] = record
         if self.metrics is not None:
-            self.metrics.updates_received.labels(update_type).inc()
+            self.metrics.update_received(update_type)
         started = time.perf_counter()
         outcome = "error"
-        with bound_contextvars(update_id=event.update_id, update_type=update_type,
-                               chat_id=context.chat_id if context else None,
-                               user_id=context.user_id if context else None):
-            try:
-                result = await handler(event, data)
-                outcome = "unhandled" if result is UNHANDLED else "handled"
-                return result
-            except asyncio.CancelledError:
-                outcome = "cancelled"
-                raise
-            except Exception as error:
-                if not already_logged(error):  # e.g. a dropped message, already logged with its reason
-                    log.error("update failed", handler=record.handler, error=f"{type(error).__name__}: {error}",
-                              exc_info=error)
-                    mark_logged(error)
-                raise
-            finally:
-                seconds = time.perf_counter() - started
-                if self.metrics is not None:
-                    self.metrics.updates_handled.labels(update_type, record.handler, outcome).inc()
-                    self.metrics.handler_seconds.labels(record.handler).observe(seconds)
+        # Bound in this task's context, and reset on the way out; HandlerLabel rebinds `handler` in between.
+        tokens = bind_contextvars(update_id=event.update_id, update_type=update_type,
+                                  chat_id=context.chat_id if context else None,
+                                  user_id=context.user_id if context else None, handler=NO_HANDLER)
+        try:
+            result = await handler(event, data)
+            outcome = "unhandled" if result is UNHANDLED else "handled"
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception as error:
+            if not already_logged(error):  # e.g. a dropped message, already logged with its reason
+                log.error("update failed", handler=record.handler, error=f"{type(error).__name__}: {error}",
+                          exc_info=error)
+                mark_logged(error)
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.update_done(update_type, record.handler, outcome, seconds)
+            if self._summary.isEnabledFor(logging.DEBUG):  # skip building a line that would be dropped
                 log.debug("update finished", handler=record.handler, outcome=outcome,
                           duration_ms=round(seconds * 1000, 2))
+            reset_contextvars(**tokens)
 
 
 class HandlerLabel(BaseMiddleware):
@@ -103,8 +108,8 @@ class HandlerLabel(BaseMiddleware):
         record = data.get(RECORD_KEY)
         if isinstance(record, UpdateRecord):
             record.handler = name
-        with bound_contextvars(handler=name):
-            return await handler(event, data)
+        bind_contextvars(handler=name)  # UpdateObserver resets it with the rest of the update's context
+        return await handler(event, data)
 
 
 class ApiCallObserver(BaseRequestMiddleware):
@@ -119,11 +124,11 @@ class ApiCallObserver(BaseRequestMiddleware):
         try:
             response = await make_request(bot, method)
         except TelegramAPIError as error:
-            self.metrics.api_requests.labels(name, api_result(error)).inc()
+            self.metrics.api_answered(name, api_result(error))
             if isinstance(error, TelegramRetryAfter):
                 self.metrics.api_retry_after.labels(name).inc(error.retry_after)
             raise
-        self.metrics.api_requests.labels(name, "ok").inc()
+        self.metrics.api_answered(name, "ok")
         return response
 
 
