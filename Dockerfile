@@ -15,7 +15,7 @@ ENV PYTHONUNBUFFERED=1 \
 # The database client tools that `invoke migrate` backups and restores call (pg_dump, mysqldump, ...).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client mariadb-client \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 # Group 0 owns what the bot writes, so an arbitrary uid in group 0 (OpenShift's restricted SCC) can write it too.
 RUN useradd --system --uid 10001 --gid 0 --home-dir /app --no-create-home --shell /usr/sbin/nologin bot
