@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
-from bot.config import SECRET_FILE_VARIABLES
+from bot.config import SECRET_FILE_VARIABLES, Config, load_config
 from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +212,26 @@ def message_update(update_id: int, text: str, user_id: int = 901) -> dict[str, A
     if text.startswith("/"):
         message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
     return {"update_id": update_id, "message": message}
+
+
+def in_process_bot(database: URL, telegram: FakeTelegram, **variables: str) -> Config:
+    """The configuration of a bot run in this process on this database and fake Bot API, the schema at head."""
+    from bot.database.migrations import upgrade  # loads Alembic: only for the tests that run a bot
+
+    config = load_config({"DATABASE_URL": plain(database), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          **variables})
+    upgrade(config)
+    return config
+
+
+def in_process_webhook_bot(database: URL, telegram: FakeTelegram, secret: str, path: str,
+                           **variables: str) -> tuple[Config, str, int]:
+    """An in-process webhook bot's configuration, its webhook address and its port (health on the same port)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{path}"
+    config = in_process_bot(database, telegram, WEBHOOK_URL=url, WEBHOOK_SECRET=secret, WEBHOOK_HOST="127.0.0.1",
+                            WEBHOOK_PORT=str(port), HEALTH_PORT=str(port), **variables)
+    return config, url, port
 
 
 def run_in_thread(steps: Callable[[], None]) -> list[BaseException]:

@@ -22,8 +22,8 @@ from tests.conftest import (
     TOKEN,
     events_named,
     free_port,
+    in_process_bot,
     metric_value,
-    plain,
     run_in_thread,
     scrape_metrics,
 )
@@ -54,13 +54,11 @@ def _sent_at(telegram: FakeTelegram, chat_id: int) -> list[float]:
 def test_a_429_is_waited_out_and_one_beyond_the_maximum_wait_is_dropped(
         sqlite_url: URL, telegram: FakeTelegram, capsys: pytest.CaptureFixture[str]) -> None:
     """A reply answered 429 retry_after 1 is sent 1 s later; one told to wait 5 s (max 2) is dropped, logged once."""
-    from bot.database.migrations import upgrade
     from bot.telegram.runner import run_bot
 
     port = free_port()
-    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
-                          "HEALTH_PORT": str(port), "TELEGRAM_RETRY_MAX_WAIT": "2", "SHUTDOWN_TIMEOUT": "2"})
-    upgrade(config)
+    config = in_process_bot(sqlite_url, telegram, HEALTH_PORT=str(port), TELEGRAM_RETRY_MAX_WAIT="2",
+                            SHUTDOWN_TIMEOUT="2")
     capsys.readouterr()
     seen: dict[str, Any] = {}
 

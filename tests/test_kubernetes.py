@@ -40,7 +40,8 @@ def manifests() -> dict[str, dict[str, Any]]:
 
 def pod_spec(kind_name: str) -> dict[str, Any]:
     """The pod template spec of a Deployment or Job."""
-    return manifests()[kind_name]["spec"]["template"]["spec"]
+    spec: dict[str, Any] = manifests()[kind_name]["spec"]["template"]["spec"]
+    return spec
 
 
 def container(kind_name: str, name: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tests.conftest import (
     TOKEN,
     free_port,
     http_json,
+    in_process_webhook_bot,
     json_lines,
     message_update,
     metric_value,
@@ -119,7 +120,7 @@ def test_polling_bot_serves_metrics_and_logs_every_update_with_its_context(
     port = free_port()
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
                           "HEALTH_PORT": str(port), "SHUTDOWN_TIMEOUT": "2"})
-    report = upgrade(config)
+    report = upgrade(config)  # its steps become the start's migration metrics
     capsys.readouterr()
     base = f"http://127.0.0.1:{port}"
     seen: dict[str, Any] = {}
@@ -167,7 +168,7 @@ def test_polling_bot_serves_metrics_and_logs_every_update_with_its_context(
     assert (value("process_cpu_seconds_total") or 0) > 0
     assert seen["livez"][0] == 200 and seen["livez"][1]["role"] == "leader"
 
-    lines = json_lines(capsys.readouterr().err)
+    lines: list[dict[str, Any]] = json_lines(capsys.readouterr().err)
     finished = [line for line in lines if line["event"] == "update finished"]
     assert len(finished) == 5 and all(line["level"] == "debug" and line["duration_ms"] >= 0 for line in finished)
     by_user = {line["user_id"]: line for line in finished}
@@ -184,15 +185,9 @@ def test_polling_bot_serves_metrics_and_logs_every_update_with_its_context(
 
 def test_webhook_bot_serves_metrics_on_the_shared_port(sqlite_url: URL, telegram: FakeTelegram) -> None:
     """Webhook mode over real HTTP: /metrics beside the webhook on one port, role `webhook`, updates counted."""
-    from bot.database.migrations import upgrade
     from bot.telegram.runner import run_bot
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
-                          "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "WEBHOOK_HOST": "127.0.0.1",
-                          "WEBHOOK_PORT": str(port), "HEALTH_PORT": str(port), "SHUTDOWN_TIMEOUT": "2"})
-    upgrade(config)
+    config, url, port = in_process_webhook_bot(sqlite_url, telegram, SECRET, "/hook", SHUTDOWN_TIMEOUT="2")
     seen: dict[str, Any] = {}
 
     def client() -> None:

@@ -13,7 +13,17 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.config import load_config
-from tests.conftest import TOKEN, events_named, free_port, http_json, message_update, plain, post_update, run_in_thread
+from tests.conftest import (
+    TOKEN,
+    events_named,
+    free_port,
+    http_json,
+    in_process_webhook_bot,
+    message_update,
+    plain,
+    post_update,
+    run_in_thread,
+)
 from tests.fake_telegram import FakeTelegram
 
 SECRET = "s3cret-token_for-webhooks"
@@ -22,15 +32,9 @@ SECRET = "s3cret-token_for-webhooks"
 def test_webhook_serves_updates_checks_the_secret_and_drains(sqlite_url: URL, telegram: FakeTelegram,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """setWebhook carries URL and secret; a right secret is handled, wrong/missing get 401, draining gets 503."""
-    from bot.database.migrations import upgrade
     from bot.telegram.runner import run_bot
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/tg/hook"
-    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
-                          "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "WEBHOOK_HOST": "127.0.0.1",
-                          "WEBHOOK_PORT": str(port), "HEALTH_PORT": str(port), "SHUTDOWN_TIMEOUT": "5"})
-    upgrade(config)
+    config, url, port = in_process_webhook_bot(sqlite_url, telegram, SECRET, "/tg/hook", SHUTDOWN_TIMEOUT="5")
     seen: dict[str, Any] = {}
 
     def client() -> None:
