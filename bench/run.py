@@ -4,6 +4,8 @@ Run: /tmp/venv/bin/python bench/run.py [--quick | --full] [--only G1,G2,...]   (
 
 Every comparison runs A and B as whole processes, interleaved (ABAB… with the order flipped every round)
 after warm-up runs, so that machine noise hits both sides alike; only the ratio of the medians is judged.
+G7 interleaves batches through two dispatchers inside one process instead (bench/update_cost.py): what it
+measures, the cost of a middleware per update, is too small to see across processes.
 Projects are temporary copies of this one with N generated revisions; databases are throwaway SQLite files
 and PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest suite.
 """
@@ -11,6 +13,7 @@ and PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -535,8 +538,22 @@ def goal_throughput(base: Path, mode: Mode) -> None:
         RESULTS.append(result)
 
 
+def goal_observability(_base: Path, mode: Mode) -> None:
+    """G7: CPU per update with the metrics and the per-update log context / without them, in one process."""
+    output = subprocess.run([PY, str(ROOT / "bench" / "update_cost.py"), str(mode.updates // 2),
+                             str(mode.rounds)], cwd=ROOT, env=clean_env(), capture_output=True, text=True,
+                            timeout=1800, check=True)
+    measured = json.loads(output.stdout)
+    for text, what in (("/help", "reply only"), ("/start", "database write + reply")):
+        sides = measured[text]
+        RESULTS.append(Result("G7", f"CPU µs per update {text} ({what}), metrics + log context / without",
+                              sides["with_cpu"], sides["without_cpu"], 1.05, unit="µs"))
+        RESULTS.append(Result("G7", f"(reference) wall µs per update {text}, with / without",
+                              sides["with_wall"], sides["without_wall"], None, unit="µs"))
+
+
 GOALS = {"G1": goal_list, "G2": goal_noop, "G3": goal_start, "G4": goal_empty, "G5": goal_concurrent,
-         "G6": goal_throughput}
+         "G6": goal_throughput, "G7": goal_observability}
 
 
 # -- report --------------------------------------------------------------------------------------------------
