@@ -4,15 +4,22 @@ Two dispatchers and two bots share one event loop, one SQLite database and one f
 own, so its work is not counted); they differ only in the observing middlewares (UpdateObserver + HandlerLabel on
 the dispatcher, ApiCallObserver on the bot's session). Batches of the same updates alternate between them (the
 order flipped every round), each update awaited in turn. Prints JSON: per text and side, the CPU microseconds
-this process spent per update in each batch (robust to other processes' load), and the wall microseconds.
+this process spent per update in each batch, and the wall microseconds.
 
-Run by bench/run.py (goal G7); alone: python bench/update_cost.py UPDATES ROUNDS
+On a machine shared with other work, CPU time per batch still moves by tens of percent. Under callgrind
+(`--instructions`) each batch is also measured in instructions executed, which other processes cannot change:
+the process starts with instrumentation off (imports stay fast), switches it on for the batches, and reads the
+counters of every thread through `callgrind_control` before and after each batch.
+
+Run by bench/run.py (goal G7); alone: python bench/update_cost.py UPDATES ROUNDS [--instructions]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +47,7 @@ from bot.telegram.tracker import HandlerTracker  # noqa: E402
 
 TOKEN = "123456789:AAH1benchtokenvalue-abcdefghijklmnop"
 TEXTS = ("/help", "/start")
+COUNT_INSTRUCTIONS = "--instructions" in sys.argv
 # The fake Bot API in a process of its own: prints its address, serves until terminated.
 FAKE_SERVER = ("import threading; from tests.fake_telegram import FakeTelegram; server = FakeTelegram().start(); "
                "print(server.url, flush=True); threading.Event().wait()")
@@ -55,14 +63,26 @@ def message(update_id: int, text: str, user_id: int) -> dict[str, Any]:
     return {"update_id": update_id, "message": body}
 
 
-async def batch(dispatcher: Dispatcher, bot: Bot, text: str, updates: int, ids: count[int]) -> tuple[float, float]:
-    """CPU and wall microseconds per update for `updates` updates fed one after the other."""
+def instructions() -> int:
+    """Instructions this process has executed so far, all threads, as callgrind counts them (0 outside it)."""
+    if not COUNT_INSTRUCTIONS:
+        return 0
+    shown = subprocess.run(["callgrind_control", "-e", "Ir", str(os.getpid())], capture_output=True, text=True,
+                           timeout=120, check=True).stdout
+    return sum(int(value.replace(",", "")) for value in re.findall(r"^\s*Th \d+\s+([\d,]+)", shown, re.MULTILINE))
+
+
+async def batch(dispatcher: Dispatcher, bot: Bot, text: str, updates: int,
+                ids: count[int]) -> tuple[float, float, float]:
+    """CPU microseconds, wall microseconds and instructions per update, `updates` updates fed one after the other."""
     parsed = [Update.model_validate(message(next(ids), text, 20_000 + number % 200), context={"bot": bot})
               for number in range(updates)]
+    counted = instructions()
     cpu, wall = time.process_time(), time.perf_counter()
     for update in parsed:
         await dispatcher.feed_update(bot, update)
-    return (time.process_time() - cpu) / updates * 1e6, (time.perf_counter() - wall) / updates * 1e6
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return cpu / updates * 1e6, wall / updates * 1e6, (instructions() - counted) / updates
 
 
 async def measure(api_url: str, database: Path, updates: int, rounds: int) -> dict[str, dict[str, list[float]]]:
@@ -76,7 +96,8 @@ async def measure(api_url: str, database: Path, updates: int, rounds: int) -> di
                 build_bot(config, ApiCallObserver(metrics)))
     bare = (build_dispatcher(sessions, HandlerTracker()), build_bot(config))
     results: dict[str, dict[str, list[float]]] = {
-        text: {"with_cpu": [], "without_cpu": [], "with_wall": [], "without_wall": []} for text in TEXTS}
+        text: {f"{side}_{unit}": [] for side in ("with", "without") for unit in ("cpu", "wall", "instructions")}
+        for text in TEXTS}
     ids = count(1)
     try:
         for text in TEXTS:  # warm-up: register the users, fill the pools and caches
@@ -86,9 +107,9 @@ async def measure(api_url: str, database: Path, updates: int, rounds: int) -> di
             for text in TEXTS:
                 sides = (("with", observed), ("without", bare))
                 for side, (dispatcher, bot) in sides if round_number % 2 == 0 else sides[::-1]:
-                    cpu, wall = await batch(dispatcher, bot, text, updates, ids)
-                    results[text][f"{side}_cpu"].append(cpu)
-                    results[text][f"{side}_wall"].append(wall)
+                    measured = await batch(dispatcher, bot, text, updates, ids)
+                    for unit, value in zip(("cpu", "wall", "instructions"), measured, strict=True):
+                        results[text][f"{side}_{unit}"].append(value)
     finally:
         for _dispatcher, bot in (observed, bare):
             await bot.session.close()
@@ -99,6 +120,9 @@ async def measure(api_url: str, database: Path, updates: int, rounds: int) -> di
 def main() -> None:
     """Set up a throwaway database and the fake Bot API, measure, print JSON."""
     updates, rounds = int(sys.argv[1]), int(sys.argv[2])
+    if COUNT_INSTRUCTIONS:
+        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], capture_output=True, timeout=120,
+                       check=True)
     configure_logging("INFO", "json")  # production logging: the per-update summary line is filtered out
     fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -27,15 +26,14 @@ from aiogram.exceptions import (
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
-from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from bot.logs import already_logged, get_logger, mark_logged
+from bot.logs import already_logged, bind_update, get_logger, mark_logged, unbind_update
 from bot.metrics import BotMetrics
 
 LOGGER = "bot.telegram.updates"
 log = get_logger(LOGGER)
 
-RECORD_KEY = "update_record"  # where the outer middleware leaves the record the inner one fills in
+FIELDS_KEY = "update_log_fields"  # where the outer middleware leaves the log fields the inner one completes
 NO_HANDLER = "none"
 # The `result` label of bot_api_requests for each way a call fails (aiogram's error classes).
 _RESULTS: tuple[tuple[type[TelegramAPIError], str], ...] = (
@@ -45,13 +43,6 @@ _RESULTS: tuple[tuple[type[TelegramAPIError], str], ...] = (
 )
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-
-
-@dataclass
-class UpdateRecord:
-    """Filled in while an update travels through the dispatcher: which handler took it."""
-
-    handler: str = NO_HANDLER
 
 
 class UpdateObserver(BaseMiddleware):
@@ -66,16 +57,16 @@ class UpdateObserver(BaseMiddleware):
             return await handler(event, data)
         update_type = event.event_type
         context: EventContext | None = data.get("event_context")
-        record = UpdateRecord()
-        data[RECORD_KEY] = record
+        # The log context of this update; HandlerLabel fills in `handler` once one matches.
+        fields: dict[str, object] = {"update_id": event.update_id, "update_type": update_type,
+                                     "chat_id": context.chat_id if context else None,
+                                     "user_id": context.user_id if context else None, "handler": NO_HANDLER}
+        data[FIELDS_KEY] = fields
         if self.metrics is not None:
             self.metrics.update_received(update_type)
         started = time.perf_counter()
         outcome = "error"
-        # Bound in this task's context, and reset on the way out; HandlerLabel rebinds `handler` in between.
-        tokens = bind_contextvars(update_id=event.update_id, update_type=update_type,
-                                  chat_id=context.chat_id if context else None,
-                                  user_id=context.user_id if context else None, handler=NO_HANDLER)
+        token = bind_update(fields)
         try:
             result = await handler(event, data)
             outcome = "unhandled" if result is UNHANDLED else "handled"
@@ -85,30 +76,27 @@ class UpdateObserver(BaseMiddleware):
             raise
         except Exception as error:
             if not already_logged(error):  # e.g. a dropped message, already logged with its reason
-                log.error("update failed", handler=record.handler, error=f"{type(error).__name__}: {error}",
-                          exc_info=error)
+                log.error("update failed", error=f"{type(error).__name__}: {error}", exc_info=error)
                 mark_logged(error)
             raise
         finally:
             seconds = time.perf_counter() - started
+            name = str(fields["handler"])
             if self.metrics is not None:
-                self.metrics.update_done(update_type, record.handler, outcome, seconds)
+                self.metrics.update_done(update_type, name, outcome, seconds)
             if self._summary.isEnabledFor(logging.DEBUG):  # skip building a line that would be dropped
-                log.debug("update finished", handler=record.handler, outcome=outcome,
-                          duration_ms=round(seconds * 1000, 2))
-            reset_contextvars(**tokens)
+                log.debug("update finished", outcome=outcome, duration_ms=round(seconds * 1000, 2))
+            unbind_update(token)
 
 
 class HandlerLabel(BaseMiddleware):
-    """Inner middleware of every event type: names the handler that took the update, in the record and the logs."""
+    """Inner middleware of every event type: names the handler that took the update, for the logs and metrics."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        callback = getattr(data.get("handler"), "callback", None)
-        name = getattr(callback, "__name__", None) or type(callback).__name__
-        record = data.get(RECORD_KEY)
-        if isinstance(record, UpdateRecord):
-            record.handler = name
-        bind_contextvars(handler=name)  # UpdateObserver resets it with the rest of the update's context
+        fields = data.get(FIELDS_KEY)
+        if fields is not None:
+            callback = getattr(data.get("handler"), "callback", None)
+            fields["handler"] = getattr(callback, "__name__", None) or type(callback).__name__
         return await handler(event, data)
 
 
