@@ -181,6 +181,8 @@ def test_polling_bot_serves_metrics_and_logs_every_update_with_its_context(
     assert len(failed) == 1 and failed[0]["handler"] == "show_help" and failed[0]["chat_id"] == 1004
     assert "TelegramBadRequest" in failed[0]["error"] and "Traceback" in failed[0]["exception"]
     assert [line for line in lines if line["logger"] == "aiogram.event"] == [], "aiogram's copies are dropped"
+    stopped = [line for line in lines if line["event"] == "bot stopped"]
+    assert stopped and "update_id" not in stopped[0] and "handler" not in stopped[0], "the context ends with the update"
 
 
 def test_webhook_bot_serves_metrics_on_the_shared_port(sqlite_url: URL, telegram: FakeTelegram) -> None:
