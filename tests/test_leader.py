@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 from bot.config import load_config
 from bot.health import RuntimeState
 from bot.telegram.leader import LeaderElection
-from tests.conftest import PG_ADMIN, TOKEN, clean_env, http_json, plain
+from tests.conftest import PG_ADMIN, TOKEN, clean_env, http_json, metric_value, plain, scrape_metrics
 from tests.fake_telegram import FakeTelegram
 
 Lead = Callable[[asyncio.Event, bool], Awaitable[None]]
@@ -171,6 +171,8 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
         assert status == 200 and body["role"] == "standby" and body["checks"]["role"]["ok"] is True, body
         status, body = http_json(f"http://127.0.0.1:{ports[leader]}/readyz")
         assert status == 200 and body["role"] == "leader" and body["revision"] == "0002", body
+        standing = scrape_metrics(f"http://127.0.0.1:{ports[standby]}/metrics")
+        assert metric_value(standing, "bot_leader") == 0 and metric_value(standing, "bot_role", role="standby") == 1
         starts = wait_until(lambda: [c for c in telegram.calls_to("sendMessage", TOKEN)
                                      if c.params["chat_id"] == "5001"] if len(telegram.calls_to(
                                          "sendMessage", TOKEN)) >= 2 else None, 10, "start notices")
@@ -185,6 +187,8 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
         telegram.push_message(TOKEN, "/help", user_id=606)
         wait_until(lambda: [c for c in telegram.completed if c.method == "sendMessage"
                             and c.params["chat_id"] == "606"], 10, "the new leader's reply")
+        took_over = scrape_metrics(f"http://127.0.0.1:{ports[standby]}/metrics")
+        assert metric_value(took_over, "bot_leader") == 1 and metric_value(took_over, "bot_leader_takeovers_total") == 1
         assert replicas[standby].stop() == 0
         assert replicas[standby].named("bot stopped")
         print(f"takeover after SIGKILL: {takeover_s:.2f}s")
