@@ -4,6 +4,8 @@ Run: /tmp/venv/bin/python bench/run.py [--quick | --full] [--only G1,G2,...]   (
 
 Every comparison runs A and B as whole processes, interleaved (ABAB… with the order flipped every round)
 after warm-up runs, so that machine noise hits both sides alike; only the ratio of the medians is judged.
+M1 interleaves batches through two dispatchers inside one process instead (bench/update_cost.py): what it
+measures, the cost of a middleware per update, is too small to see across processes.
 Projects are temporary copies of this one with N generated revisions; databases are throwaway SQLite files
 and PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest suite.
 """
@@ -11,6 +13,7 @@ and PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -555,8 +558,34 @@ def goal_review(base: Path, mode: Mode) -> None:
                           1.05))
 
 
+def update_cost(updates: int, rounds: int, *, count_instructions: bool = False) -> dict[str, dict[str, list[float]]]:
+    """Run bench/update_cost.py (under callgrind when counting instructions) and return its measurements."""
+    command = [PY, str(ROOT / "bench" / "update_cost.py"), str(updates), str(rounds)]
+    if count_instructions:
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
+                   *command, "--instructions"]
+    output = subprocess.run(command, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=3600,
+                            check=True)
+    measured: dict[str, dict[str, list[float]]] = json.loads(output.stdout)
+    return measured
+
+
+def goal_observability(_base: Path, mode: Mode) -> None:
+    """M1: per update, metrics + per-update log context / without them: instructions (callgrind) and CPU time."""
+    timed = update_cost(mode.updates // 2, mode.rounds)
+    counted = update_cost(30, 3, count_instructions=True) if shutil.which("valgrind") else None
+    for text, what in (("/help", "reply only"), ("/start", "database write + reply")):
+        if counted is not None:
+            RESULTS.append(Result("M1", f"instructions per update {text} ({what}), metrics + log context / without "
+                                  "(callgrind: other processes cannot move it)", counted[text]["with_instructions"],
+                                  counted[text]["without_instructions"], 1.05, unit="instr"))
+        RESULTS.append(Result("M1", f"CPU µs per update {text} ({what}), metrics + log context / without",
+                              timed[text]["with_cpu"], timed[text]["without_cpu"], None if counted else 1.05,
+                              unit="µs"))
+
+
 GOALS = {"G1": goal_list, "G2": goal_noop, "G3": goal_start, "G4": goal_empty, "G5": goal_concurrent,
-         "G6": goal_throughput, "R1": goal_review}
+         "G6": goal_throughput, "M1": goal_observability, "R1": goal_review}
 
 
 # -- report --------------------------------------------------------------------------------------------------

@@ -68,6 +68,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ADMIN_IDS", "admin_ids"),
     Variable("SHUTDOWN_TIMEOUT", "shutdown_timeout"),
     Variable("TELEGRAM_PROXY", "telegram_proxy"),
+    Variable("TELEGRAM_PACING", "telegram_pacing"),
+    Variable("TELEGRAM_RETRY_MAX_WAIT", "telegram_retry_max_wait"),
 )
 
 
@@ -117,6 +119,8 @@ class Config:
     admin_ids: tuple[int, ...] = ()
     shutdown_timeout: float = 8.0
     telegram_proxy: Secret | None = None
+    telegram_pacing: bool = True  # pace outbound messages under Telegram's limits (bot/telegram/pacing.py)
+    telegram_retry_max_wait: float = 30.0  # seconds a message may spend waiting out 429s before it is dropped
     backup_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "backups")
     backup_keep: int = 10
     backup_before_migrate: bool = False
@@ -202,6 +206,8 @@ class Config:
             "admin_ids": len(self.admin_ids),
             "shutdown_timeout": self.shutdown_timeout,
             "telegram_proxy": mask_proxy(self.telegram_proxy),
+            "telegram_pacing": self.telegram_pacing,
+            "telegram_retry_max_wait": self.telegram_retry_max_wait,
         }
 
 
@@ -265,6 +271,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, stderr_is_terminal:
         admin_ids=_admin_ids(environ),
         shutdown_timeout=_seconds(environ, "SHUTDOWN_TIMEOUT", 8.0),
         telegram_proxy=_proxy(environ),
+        telegram_pacing=_flag(environ, "TELEGRAM_PACING", True),
+        telegram_retry_max_wait=_seconds(environ, "TELEGRAM_RETRY_MAX_WAIT", 30.0),
         backup_dir=_directory(environ, "BACKUP_DIR", PROJECT_ROOT / "backups"),
         backup_keep=_count(environ, "BACKUP_KEEP", 10),
         backup_before_migrate=_flag(environ, "BACKUP_BEFORE_MIGRATE", False),

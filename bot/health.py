@@ -1,4 +1,8 @@
-"""/healthz and /readyz over aiohttp (which aiogram ships), served from the bot's own event loop."""
+"""/livez, /readyz and /metrics over aiohttp (which aiogram ships), served from the bot's own event loop.
+
+Kubernetes' conventions: /livez says only that the loop answers (never the database, or a database blip would
+restart every pod); /readyz says whether this replica is fit to serve; /healthz is kept as an alias of /livez.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ from bot.logs import get_logger
 log = get_logger("bot.health")
 
 DATABASE_CHECK_TIMEOUT = 2.0
+# Every role a replica can be in; /readyz accepts the ones that know what they are doing.
+ROLES = ("starting", "leader", "standby", "lost", "webhook")
+READY_ROLES = ("leader", "standby", "webhook")
+LIVENESS_PATHS = ("/livez", "/healthz")
+READINESS_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 
 
 @dataclass
@@ -33,7 +43,6 @@ class RuntimeState:
     role: str = "starting"
     username: str | None = None
     bot_ok: bool = False
-    serving: bool = False
     conflict: bool = False
     draining: bool = False
     revision: str | None = None
@@ -71,27 +80,44 @@ async def check_database(engine: AsyncEngine, state: RuntimeState) -> Check:
     return Check(True, f"at head {state.revision}")
 
 
-def add_health_routes(app: web.Application, state: RuntimeState, database: DatabaseCheck) -> None:
-    """Mount /healthz and /readyz on an aiohttp application (the webhook's own, or a dedicated one)."""
+MetricsRender = Callable[[str | None], tuple[bytes, str]]
+
+
+def add_health_routes(app: web.Application, state: RuntimeState, database: DatabaseCheck,
+                      metrics: MetricsRender | None = None) -> None:
+    """Mount /livez (and /healthz), /readyz and, given a renderer, /metrics on an aiohttp application."""
     from aiohttp import web
 
-
-    async def healthz(_request: web.Request) -> web.Response:
+    async def livez(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", **_identity(state)})
 
     async def readyz(_request: web.Request) -> web.Response:
         checks = {
             "database": await database(),
             "telegram": Check(state.bot_ok, f"getMe ok as @{state.username}" if state.bot_ok else "getMe not done"),
-            "serving": _serving(state),
+            "role": _role(state),
         }
         ready = all(check.ok for check in checks.values())
         body = {"status": "ready" if ready else "not ready", **_identity(state),
                 "checks": {name: {"ok": check.ok, "detail": check.detail} for name, check in checks.items()}}
         return web.json_response(body, status=200 if ready else 503)
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    for path in LIVENESS_PATHS:
+        app.router.add_get(path, livez)
+    app.router.add_get(READINESS_PATH, readyz)
+    if metrics is not None:
+        app.router.add_get(METRICS_PATH, _metrics_endpoint(metrics))
+
+
+def _metrics_endpoint(render: MetricsRender) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """GET /metrics: Prometheus' text format, or OpenMetrics when the scraper asks for it."""
+    from aiohttp import web
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        body, content_type = render(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return serve_metrics
 
 
 def _identity(state: RuntimeState) -> dict[str, object]:
@@ -100,15 +126,21 @@ def _identity(state: RuntimeState) -> dict[str, object]:
             "uptime_s": state.uptime_s()}
 
 
-def _serving(state: RuntimeState) -> Check:
-    """Only a replica that takes updates is ready: the poller, or a webhook server that is not draining."""
+def _role(state: RuntimeState) -> Check:
+    """Ready once the replica knows its role (leader, standby or webhook); not while draining or in a 409 conflict.
+
+    A polling standby is ready on purpose: it is what takes over, and a Deployment whose standbys never became
+    ready would stall every rolling update and break its PodDisruptionBudget.
+    """
     if state.draining:
         return Check(False, "draining before shutdown")
     if state.conflict:
         return Check(False, "getUpdates answered 409 Conflict: another process polls this token")
-    if not state.serving:
-        return Check(False, "standing by" if state.role == "standby" else f"not serving yet ({state.role})")
-    return Check(True, "polling" if state.mode == "polling" else "serving webhooks")
+    if state.role not in READY_ROLES:
+        return Check(False, f"role not known yet ({state.role})")
+    if state.role == "standby":
+        return Check(True, "standing by to take over polling")
+    return Check(True, "polling" if state.role == "leader" else "serving webhooks")
 
 
 async def start_site(app: web.Application, host: str, port: int, *, purpose: str) -> web.AppRunner:

@@ -104,6 +104,6 @@ def start(config: Config) -> None:
         except Interrupted as stop:
             log.info("stopped before polling", reason=stop.line())
             return
-        info = StartInfo(applied=len(report.steps), duration_ms=report.duration_ms) if report else StartInfo()
+        info = StartInfo.of(report)
         # Still inside: a signal in the instant before the runner installs its own handlers is handed over.
         run_bot(config, info, early_stop=deferred.requested)

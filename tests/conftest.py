@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
-from bot.config import VARIABLES
+from bot.config import SECRET_FILE_VARIABLES, VARIABLES, Config, load_config
 from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +147,100 @@ def json_lines(stderr: str) -> list[dict[str, object]]:
 def events_named(stderr: str, name: str) -> list[dict[str, object]]:
     """The JSON log events with this event name."""
     return [event for event in json_lines(stderr) if event.get("event") == name]
+
+
+def variables_the_code_reads() -> set[str]:
+    """Every variable name load_config reads: literal names passed with `environ`, plus each secret's NAME_FILE."""
+    tree = ast.parse((ROOT / "bot" / "config.py").read_text())
+    names = {f"{name}_FILE" for name in SECRET_FILE_VARIABLES} | set(SECRET_FILE_VARIABLES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) \
+                and node.args[0].id == "environ" and isinstance(node.args[1], ast.Constant):
+            names.add(str(node.args[1].value))
+    return names
+
+
+def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """GET a health endpoint and decode its JSON body, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def scrape_metrics(url: str) -> dict[str, Metric]:
+    """GET /metrics over HTTP and parse it with prometheus_client's own parser: family name -> family."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def metric_value(families: dict[str, Metric], sample: str, **labels: str) -> float | None:
+    """The value of one sample (e.g. `bot_updates_received_total`, update_type="message"), None when absent."""
+    for family in families.values():
+        for found in family.samples:
+            if found.name == sample and all(found.labels.get(key) == value for key, value in labels.items()):
+                return float(found.value)
+    return None
+
+
+def post_update(url: str, body: dict[str, Any], secret: str | None) -> tuple[int, str]:
+    """POST a JSON update the way Telegram does; return the status and body."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def message_update(update_id: int, text: str, user_id: int = 901) -> dict[str, Any]:
+    """A private text message update, as Telegram would post it."""
+    message = {"message_id": update_id, "date": int(time.time()), "text": text,
+               "chat": {"id": user_id, "type": "private", "first_name": "Wu"},
+               "from": {"id": user_id, "is_bot": False, "first_name": "Wu"}}
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
+    return {"update_id": update_id, "message": message}
+
+
+def in_process_bot(database: URL, telegram: FakeTelegram, **variables: str) -> Config:
+    """The configuration of a bot run in this process on this database and fake Bot API, the schema at head."""
+    from bot.database.migrations import upgrade  # loads Alembic: only for the tests that run a bot
+
+    config = load_config({"DATABASE_URL": plain(database), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          **variables})
+    upgrade(config)
+    return config
+
+
+def in_process_webhook_bot(database: URL, telegram: FakeTelegram, secret: str, path: str,
+                           **variables: str) -> tuple[Config, str, int]:
+    """An in-process webhook bot's configuration, its webhook address and its port (health on the same port)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{path}"
+    config = in_process_bot(database, telegram, WEBHOOK_URL=url, WEBHOOK_SECRET=secret, WEBHOOK_HOST="127.0.0.1",
+                            WEBHOOK_PORT=str(port), HEALTH_PORT=str(port), **variables)
+    return config, url, port
+
+
+def run_in_thread(steps: Callable[[], None]) -> list[BaseException]:
+    """Run the test's client side beside an in-process bot's loop; the steps send SIGTERM, or a failure does."""
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            steps()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            errors.append(error)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=body, daemon=True).start()
+    return errors
 
 
 @pytest.fixture

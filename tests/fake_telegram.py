@@ -138,6 +138,13 @@ class FakeTelegram:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         return self.push_update(token, {"message": message})
 
+    def throttle(self, method: str, retry_after: int, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with 429 Too Many Requests and this retry_after, like Telegram."""
+        answer = {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}",
+                  "parameters": {"retry_after": retry_after}}
+        with self._lock:
+            self.fail_next.setdefault(method, []).extend(dict(answer) for _ in range(times))
+
     def calls_to(self, method: str, token: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method and (token is None or c.token == token)]

@@ -167,6 +167,8 @@ NON_DEFAULTS: dict[str, tuple[str, dict[str, str]]] = {
     "ADMIN_IDS": ("11,22", {}),
     "SHUTDOWN_TIMEOUT": ("20", {}),
     "TELEGRAM_PROXY": ("socks5://user:proxy-secret@127.0.0.1:1080", {}),
+    "TELEGRAM_PACING": ("false", {}),
+    "TELEGRAM_RETRY_MAX_WAIT": ("5", {}),
 }
 
 

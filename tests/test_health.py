@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -12,41 +13,59 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import URL
 
 from bot.health import Check, RuntimeState, add_health_routes
-from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, plain
+from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, http_json, plain
 from tests.fake_telegram import FakeTelegram
-from tests.test_leader import Replica, http_json, wait_until
+from tests.test_leader import Replica, wait_until
 
 
-def test_readyz_names_each_failing_check_and_healthz_stays_up() -> None:
-    """A standby is alive (200) but not ready (503); so is a leader in a 409 conflict; each check says why."""
-    state = RuntimeState(mode="polling", heads=("0002",), role="standby", bot_ok=True, username="b", revision="0002")
+def test_readyz_follows_the_role_and_livez_never_asks_the_database() -> None:
+    """A standby is ready (it takes over), a 409 conflict or a drain is not; /livez and /healthz stay 200 throughout."""
+    state = RuntimeState(mode="polling", heads=("0002",), role="starting", bot_ok=True, username="b", revision="0002")
+    database_calls: list[str] = []
 
     async def database() -> Check:
+        database_calls.append("asked")
         return Check(True, "at head 0002")
 
-    async def scenario() -> tuple[int, dict[str, object], int, dict[str, object], int]:
+    async def scenario() -> list[tuple[str, int, dict[str, Any]]]:
         app = web.Application()
         add_health_routes(app, state, database)
+        seen: list[tuple[str, int, dict[str, Any]]] = []
         async with TestClient(TestServer(app)) as client:
-            health = await client.get("/healthz")
-            ready = await client.get("/readyz")
-            health_body, ready_body = await health.json(), await ready.json()
-            state.role, state.serving, state.conflict = "leader", True, True
-            conflicted = await client.get("/readyz")
-            assert conflicted.status == 503
-            assert "409 Conflict" in (await conflicted.json())["checks"]["serving"]["detail"]
-            state.conflict = False
-            ready_now = await client.get("/readyz")
-            return health.status, health_body, ready.status, ready_body, ready_now.status
+            async def probe(label: str, path: str) -> None:
+                response = await client.get(path)
+                seen.append((label, response.status, await response.json()))
 
-    health_status, health_body, ready_status, ready_body, ready_later = asyncio.run(scenario())
-    assert health_status == 200 and health_body["role"] == "standby" and health_body["revision"] == "0002"
-    assert isinstance(health_body["uptime_s"], float)
-    assert ready_status == 503 and ready_body["status"] == "not ready"
-    assert ready_body["checks"] == {"database": {"ok": True, "detail": "at head 0002"},
-                                    "telegram": {"ok": True, "detail": "getMe ok as @b"},
-                                    "serving": {"ok": False, "detail": "standing by"}}
-    assert ready_later == 200
+            await probe("starting", "/readyz")
+            state.role = "standby"
+            await probe("standby", "/readyz")
+            await probe("livez", "/livez")
+            await probe("healthz", "/healthz")
+            calls_before_liveness = len(database_calls)
+            state.role, state.conflict = "leader", True
+            await probe("conflict", "/readyz")
+            state.conflict = False
+            await probe("leader", "/readyz")
+            state.draining = True
+            await probe("draining", "/readyz")
+            await probe("livez while draining", "/livez")
+            assert calls_before_liveness == 2, "only the two /readyz calls so far asked the database"
+        return seen
+
+    seen = {label: (status, body) for label, status, body in asyncio.run(scenario())}
+    assert seen["starting"][0] == 503
+    assert seen["starting"][1]["checks"]["role"] == {"ok": False, "detail": "role not known yet (starting)"}
+    assert seen["standby"][0] == 200 and seen["standby"][1]["status"] == "ready"
+    assert seen["standby"][1]["checks"] == {"database": {"ok": True, "detail": "at head 0002"},
+                                           "telegram": {"ok": True, "detail": "getMe ok as @b"},
+                                           "role": {"ok": True, "detail": "standing by to take over polling"}}
+    assert seen["livez"][0] == seen["healthz"][0] == 200
+    assert seen["livez"][1]["role"] == "standby" and isinstance(seen["livez"][1]["uptime_s"], float)
+    assert seen["conflict"][0] == 503 and "409 Conflict" in seen["conflict"][1]["checks"]["role"]["detail"]
+    assert seen["leader"][0] == 200 and seen["leader"][1]["checks"]["role"]["detail"] == "polling"
+    assert seen["draining"][0] == 503 and seen["draining"][1]["checks"]["role"]["detail"] == "draining before shutdown"
+    assert seen["livez while draining"][0] == 200
+    assert len(database_calls) == 5, "only the five /readyz calls asked the database, never /livez or /healthz"
 
 
 def _allow_connections(database: str, allowed: bool) -> None:

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from sqlalchemy.engine import URL
 from bot.config import load_config
 from bot.health import RuntimeState
 from bot.telegram.leader import LeaderElection
-from tests.conftest import PG_ADMIN, TOKEN, clean_env, plain
+from tests.conftest import PG_ADMIN, TOKEN, clean_env, http_json, metric_value, plain, scrape_metrics
 from tests.fake_telegram import FakeTelegram
 
 Lead = Callable[[asyncio.Event, bool], Awaitable[None]]
@@ -149,14 +147,6 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.05)
 
 
-def http_json(url: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 @pytest.mark.slow
 def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: URL, telegram: FakeTelegram) -> None:
     """Two `invoke start` replicas: exactly one polls; SIGKILL it and the other takes over and answers."""
@@ -178,9 +168,11 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
         assert not replicas[standby].named("polling started")
         assert http_json(f"http://127.0.0.1:{ports[standby]}/healthz")[0] == 200
         status, body = http_json(f"http://127.0.0.1:{ports[standby]}/readyz")
-        assert status == 503 and body["role"] == "standby" and body["checks"]["serving"]["ok"] is False
+        assert status == 200 and body["role"] == "standby" and body["checks"]["role"]["ok"] is True, body
         status, body = http_json(f"http://127.0.0.1:{ports[leader]}/readyz")
         assert status == 200 and body["role"] == "leader" and body["revision"] == "0002", body
+        standing = scrape_metrics(f"http://127.0.0.1:{ports[standby]}/metrics")
+        assert metric_value(standing, "bot_leader") == 0 and metric_value(standing, "bot_role", role="standby") == 1
         starts = wait_until(lambda: [c for c in telegram.calls_to("sendMessage", TOKEN)
                                      if c.params["chat_id"] == "5001"] if len(telegram.calls_to(
                                          "sendMessage", TOKEN)) >= 2 else None, 10, "start notices")
@@ -195,6 +187,8 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
         telegram.push_message(TOKEN, "/help", user_id=606)
         wait_until(lambda: [c for c in telegram.completed if c.method == "sendMessage"
                             and c.params["chat_id"] == "606"], 10, "the new leader's reply")
+        took_over = scrape_metrics(f"http://127.0.0.1:{ports[standby]}/metrics")
+        assert metric_value(took_over, "bot_leader") == 1 and metric_value(took_over, "bot_leader_takeovers_total") == 1
         assert replicas[standby].stop() == 0
         assert replicas[standby].named("bot stopped")
         print(f"takeover after SIGKILL: {takeover_s:.2f}s")

@@ -6,98 +6,50 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL
 
 from bot.config import load_config
-from tests.conftest import TOKEN, events_named, free_port, plain
+from tests.conftest import (
+    TOKEN,
+    events_named,
+    free_port,
+    http_json,
+    in_process_webhook_bot,
+    message_update,
+    plain,
+    post_update,
+    run_in_thread,
+)
 from tests.fake_telegram import FakeTelegram
 
 SECRET = "s3cret-token_for-webhooks"
 
 
-
-def post(url: str, body: dict[str, Any], secret: str | None) -> tuple[int, str]:
-    """POST a JSON update the way Telegram does; return the status and body."""
-    headers = {"Content-Type": "application/json"}
-    if secret is not None:
-        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def get(url: str) -> tuple[int, dict[str, Any]]:
-    """GET a health endpoint and decode its JSON body."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def message_update(update_id: int, text: str, user_id: int = 901) -> dict[str, Any]:
-    """A private text message update, as Telegram would post it."""
-    message = {"message_id": update_id, "date": int(time.time()), "text": text,
-               "chat": {"id": user_id, "type": "private", "first_name": "Wu"},
-               "from": {"id": user_id, "is_bot": False, "first_name": "Wu"}}
-    if text.startswith("/"):
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
-    return {"update_id": update_id, "message": message}
-
-
-def run_in_thread(steps: Callable[[], None]) -> list[BaseException]:
-    """Run the test's client side beside the bot's loop; the steps send SIGTERM, or a failure does."""
-    errors: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            steps()
-        except BaseException as error:  # noqa: BLE001 - handed back to the test
-            errors.append(error)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=body, daemon=True).start()
-    return errors
-
-
 def test_webhook_serves_updates_checks_the_secret_and_drains(sqlite_url: URL, telegram: FakeTelegram,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """setWebhook carries URL and secret; a right secret is handled, wrong/missing get 401, draining gets 503."""
-    from bot.database.migrations import upgrade
     from bot.telegram.runner import run_bot
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/tg/hook"
-    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
-                          "WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "WEBHOOK_HOST": "127.0.0.1",
-                          "WEBHOOK_PORT": str(port), "HEALTH_PORT": str(port), "SHUTDOWN_TIMEOUT": "5"})
-    upgrade(config)
+    config, url, port = in_process_webhook_bot(sqlite_url, telegram, SECRET, "/tg/hook", SHUTDOWN_TIMEOUT="5")
     seen: dict[str, Any] = {}
 
     def client() -> None:
         telegram.wait_for("setWebhook", token=TOKEN, timeout=30)
-        seen["ready"] = get(f"http://127.0.0.1:{port}/readyz")
-        seen["right"] = post(url, message_update(1, "/help"), SECRET)
+        seen["ready"] = http_json(f"http://127.0.0.1:{port}/readyz")
+        seen["right"] = post_update(url, message_update(1, "/help"), SECRET)
         telegram.wait_for("sendMessage", token=TOKEN)
-        seen["wrong"] = post(url, message_update(2, "/help"), "not-the-secret")
-        seen["missing"] = post(url, message_update(3, "/help"), None)
+        seen["wrong"] = post_update(url, message_update(2, "/help"), "not-the-secret")
+        seen["missing"] = post_update(url, message_update(3, "/help"), None)
         telegram.method_delays["sendMessage"] = 1.5
-        seen["slow"] = post(url, message_update(4, "/help", user_id=902), SECRET)
+        seen["slow"] = post_update(url, message_update(4, "/help", user_id=902), SECRET)
         telegram.wait_for("sendMessage", token=TOKEN, count=2)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.3)
-        seen["draining"] = post(url, message_update(5, "/help"), SECRET)
+        seen["draining"] = post_update(url, message_update(5, "/help"), SECRET)
 
     errors = run_in_thread(client)
     run_bot(config)
@@ -158,8 +110,7 @@ def test_a_throttled_set_webhook_is_retried_after_telegrams_delay(sqlite_url: UR
     """A 429 with retry_after on setWebhook (replicas starting at once) is waited out, then registration works."""
     from bot.telegram.runner import run_bot
 
-    telegram.fail_next["setWebhook"] = [{"ok": False, "error_code": 429, "description": "Too Many Requests: retry "
-                                         "after 1", "parameters": {"retry_after": 1}}]
+    telegram.throttle("setWebhook", retry_after=1)
     port = free_port()
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
                           "WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "WEBHOOK_SECRET": SECRET,

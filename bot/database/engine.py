@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from bot.database.sqlite_files import prepare_sqlite_location
 from bot.database.urls import where
 from bot.errors import ConfigError, DatabaseUnreachable
 
@@ -66,9 +67,9 @@ class ConnectPlan:
 
 
 def ensure_sqlite_folder(url: URL) -> None:
-    """SQLite cannot create the folder of its file; do it for every entry point."""
-    if url.get_backend_name() == "sqlite" and url.database:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    """SQLite cannot create the folder of its file; do it for every entry point, or say why it cannot write there."""
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        prepare_sqlite_location(Path(url.database))
 
 
 def connect_options(url: URL) -> tuple[URL, dict[str, Any]]:

@@ -11,7 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Config
 from bot.telegram.handlers import build_router
 from bot.telegram.middleware import DatabaseSessionMiddleware
+from bot.telegram.observe import HandlerLabel, UpdateObserver
 from bot.telegram.tracker import HandlerTracker
+
+# Observers whose handlers are not the bot's own: the dispatcher's update router and the error handlers.
+UNLABELLED_OBSERVERS = ("update", "error")
 
 
 def build_bot(config: Config, *request_middlewares: BaseRequestMiddleware) -> Bot:
@@ -29,12 +33,18 @@ def build_bot(config: Config, *request_middlewares: BaseRequestMiddleware) -> Bo
     return bot
 
 
-def build_dispatcher(session_factory: async_sessionmaker[AsyncSession],
-                     tracker: HandlerTracker | None = None) -> Dispatcher:
-    """A Dispatcher with the in-flight tracker (outermost), the database middleware and the handlers."""
+def build_dispatcher(session_factory: async_sessionmaker[AsyncSession], tracker: HandlerTracker | None = None,
+                     observer: UpdateObserver | None = None) -> Dispatcher:
+    """A Dispatcher: in-flight tracker (outermost), update observer, database session middleware, handlers."""
     dispatcher = Dispatcher()
     if tracker is not None:
         dispatcher.update.outer_middleware(tracker)
+    if observer is not None:
+        dispatcher.update.outer_middleware(observer)
+        label = HandlerLabel()
+        for name, event_observer in dispatcher.observers.items():
+            if name not in UNLABELLED_OBSERVERS:
+                event_observer.middleware(label)
     dispatcher.update.middleware(DatabaseSessionMiddleware(session_factory))
     dispatcher.include_router(build_router())
     return dispatcher

@@ -84,7 +84,8 @@ class LeaderElection:
                         last_failure_log = time.monotonic()
                         log.warning("leader election failed", bot_id=self.bot_id, reason=reason(error),
                                     failures=failures, retry_in_s=self.interval)
-                    self.state.serving = False
+                    if self.state.role == "leader":
+                        self._set_role("lost")  # whatever failed, this replica no longer polls
                     connection = await _discard(connection)
                 else:
                     failures, last_failure_log = 0, -FAILURE_LOG_INTERVAL

@@ -18,16 +18,21 @@ from bot.database.fastpath import script_heads
 from bot.errors import ConfigError, Interrupted, ToolkitError
 from bot.health import RuntimeState, add_health_routes, check_database, start_site
 from bot.logs import get_logger
-from bot.notify import enabled as notices_enabled
-from bot.notify import notify_admins, started_text, stopped_text, took_over_text
+from bot.metrics import BotMetrics
+from bot.notify import started_text, stopped_text, took_over_text
 from bot.signals import STOP_SIGNALS
 from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.conflict import ConflictWatch
 from bot.telegram.leader import LeaderElection
+from bot.telegram.notices import Notices
+from bot.telegram.observe import ApiCallObserver, UpdateObserver
+from bot.telegram.pacing import FloodControl
 from bot.telegram.tracker import HandlerTracker
 
 if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
     from aiohttp import web
+
+    from bot.database.migrations import MigrationReport
 
 log = get_logger("bot.telegram")
 
@@ -36,10 +41,21 @@ POLLING_TIMEOUT = 10  # seconds Telegram holds a getUpdates open; a stop cancels
 
 @dataclass(frozen=True)
 class StartInfo:
-    """What the start-up sequence did before the bot ran, for the admins' start notice."""
+    """What the start-up sequence did to the schema before the bot ran, for the start notice and the metrics."""
 
     applied: int = 0
     duration_ms: float = 0.0
+    migration: str = "verified"  # applied, at_head (migrated on start, nothing to do), verified (only checked)
+    step_durations_ms: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, report: MigrationReport | None) -> StartInfo:
+        """From what run_migrations_if_needed returned (None: MIGRATE_ON_START=false, the schema was verified)."""
+        if report is None:
+            return cls()
+        durations = tuple(step.duration_ms for step in report.steps)
+        return cls(applied=len(durations), duration_ms=report.duration_ms,
+                   migration="applied" if durations else "at_head", step_durations_ms=durations)
 
 
 class Stopper:
@@ -79,27 +95,6 @@ class Stopper:
         self.event.set()
 
 
-class Notices:
-    """Admin notices from the bot's loop: sent on a thread, so a slow Bot API never blocks updates."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self._pending: set[asyncio.Task[int]] = set()
-
-    def send(self, kind: str, text: str) -> None:
-        """Fire and forget; flush() waits for what is still on its way."""
-        if not notices_enabled(self.config):
-            return
-        task = asyncio.create_task(asyncio.to_thread(notify_admins, self.config, kind, text))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def flush(self) -> None:
-        """Wait for notices still on their way (each is bounded by its own short timeout)."""
-        if self._pending:
-            await asyncio.wait(list(self._pending))
-
-
 async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper | None = None) -> None:
     """Run until a stop: poll as the elected leader (or stand by), or serve webhooks; then drain and close."""
     stopper = stopper or Stopper()
@@ -107,12 +102,16 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
     # From the revision manifest: the health check needs the heads, not Alembic (docs/PERFORMANCE.md).
     state = RuntimeState(mode=config.mode, heads=script_heads(config.alembic_ini))
     engine = create_engine(config.database_url)
-    conflicts = ConflictWatch(state)
-    bot = build_bot(config, conflicts)
     tracker = HandlerTracker()
-    dispatcher = build_dispatcher(async_sessionmaker(engine, expire_on_commit=False), tracker)
-    notices = Notices(config)
-    mount_health = _health_mount(engine, state)
+    metrics = BotMetrics(state, pool_in_use=_pool_in_use(engine), in_flight=lambda: tracker.in_flight)
+    metrics.record_migration(start.migration, start.step_durations_ms)
+    flood = FloodControl(pacing=config.telegram_pacing, max_wait=config.telegram_retry_max_wait, metrics=metrics)
+    bot = build_bot(config, ConflictWatch(state), flood, ApiCallObserver(metrics))
+    dispatcher = build_dispatcher(async_sessionmaker(engine, expire_on_commit=False), tracker,
+                                  UpdateObserver(metrics))
+    notices = Notices(config, bot)
+    mount_health = _health_mount(engine, state, metrics)
+    draining = asyncio.create_task(_drain_on(stopper.event, state))
     shared_port = config.mode == "webhook" and config.health_port == config.webhook_port
     health_runner: web.AppRunner | None = None
     drained = cut = 0
@@ -140,11 +139,11 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
                                                mount_health if shared_port else None)
         else:
             drained, cut = await _poll_as_leader(config, bot, dispatcher, tracker, state, stopper.event,
-                                                 notices, started)
+                                                 notices, metrics, started)
         log.info("bot stopped", bot_id=me.id, reason=stopper.reason, drained=drained, cut=cut)
         notices.send("stop", stopped_text(username=me.username, reason=stopper.reason, drained=drained, cut=cut))
     finally:
-        state.serving = False
+        draining.cancel()
         await notices.flush()
         if health_runner is not None:
             await health_runner.cleanup()
@@ -153,7 +152,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
 
 
 async def _poll_as_leader(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: HandlerTracker,
-                          state: RuntimeState, stop: asyncio.Event, notices: Notices,
+                          state: RuntimeState, stop: asyncio.Event, notices: Notices, metrics: BotMetrics,
                           started: Callable[[str], None]) -> tuple[int, int]:
     """Elect one poller per token through the database; return what its terms drained and cut in total."""
     drained = cut = 0
@@ -168,6 +167,7 @@ async def _poll_as_leader(config: Config, bot: Bot, dispatcher: Dispatcher, trac
     async def lead(lost: asyncio.Event, took_over: bool) -> None:
         nonlocal drained, cut
         if took_over:
+            metrics.takeovers.inc()
             notices.send("takeover", took_over_text(username=state.username))
         term_drained, term_cut = await _poll(config, bot, dispatcher, tracker, state, stop, lost)
         drained, cut = drained + term_drained, cut + term_cut
@@ -181,7 +181,6 @@ async def _poll(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: Handl
     """Poll until a stop or a lost lock, then drain in-flight handlers and acknowledge what they finished."""
     await _remove_leftover_webhook(bot)
     log.info("polling started", bot_id=bot.id)
-    state.serving = True
     polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False,
                                                            polling_timeout=POLLING_TIMEOUT))
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
@@ -190,7 +189,6 @@ async def _poll(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: Handl
     finally:
         for waiter in waiters:
             waiter.cancel()
-        state.serving = False
         if not polling.done():
             await dispatcher.stop_polling()
         await polling
@@ -237,13 +235,30 @@ async def _get_me(bot: Bot) -> Any:
                            "check the network, TELEGRAM_API_URL or TELEGRAM_PROXY") from None
 
 
-def _health_mount(engine: AsyncEngine, state: RuntimeState) -> Callable[[web.Application], None]:
-    """A function that mounts /healthz and /readyz on an app, checking this engine."""
+def _health_mount(engine: AsyncEngine, state: RuntimeState,
+                  metrics: BotMetrics) -> Callable[[web.Application], None]:
+    """A function that mounts /livez, /healthz, /readyz (checking this engine) and /metrics on an app."""
 
     def mount(app: web.Application) -> None:
-        add_health_routes(app, state, lambda: check_database(engine, state))
+        add_health_routes(app, state, lambda: check_database(engine, state), metrics.render)
 
     return mount
+
+
+def _pool_in_use(engine: AsyncEngine) -> Callable[[], int | None]:
+    """Read, at scrape time, how many connections the bot's pool has checked out (None for a pool without one)."""
+
+    def read() -> int | None:
+        checkedout = getattr(engine.pool, "checkedout", None)
+        return int(checkedout()) if callable(checkedout) else None
+
+    return read
+
+
+async def _drain_on(stop: asyncio.Event, state: RuntimeState) -> None:
+    """From the first stop signal on, /readyz answers 503 in either mode, so traffic moves to other replicas."""
+    await stop.wait()
+    state.draining = True
 
 
 def run_bot(config: Config, start: StartInfo | None = None,

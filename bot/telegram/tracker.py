@@ -21,6 +21,11 @@ class HandlerTracker(BaseMiddleware):
         self._running: dict[asyncio.Task[Any], int] = {}
         self.last_update_id: int | None = None
 
+    @property
+    def in_flight(self) -> int:
+        """How many updates are being handled right now."""
+        return len(self._running)
+
     def confirm_offset(self) -> int | None:
         """The getUpdates offset that acknowledges every update this process received.
 

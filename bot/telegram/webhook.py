@@ -64,9 +64,7 @@ async def serve_webhook(config: Config, bot: Bot, dispatcher: Dispatcher, tracke
         log.info("webhook registered", bot_id=bot.id, url=config.webhook_url, path=config.webhook_path,
                  listen=f"{config.webhook_host}:{config.webhook_port}")
         state.role = "webhook"
-        state.serving = True
         await stop.wait()
-        state.serving = False
         state.draining = True
         # The webhook stays registered: the other replicas keep serving it (rolling deploys).
         return await tracker.drain(config.shutdown_timeout)
