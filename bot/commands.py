@@ -9,17 +9,20 @@ from bot.confirm import confirmation
 from bot.database import migrations
 from bot.entry import run
 from bot.errors import MigrationFailed
+from bot.flags import revision_target, whole_number
+from bot.output import emit
 
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False) -> None:
     """Upgrade under the migration lock (production: review, and backup when BACKUP_BEFORE_MIGRATE=true)."""
     def command(config: Config) -> None:
+        target = revision_target(to) or "head"
         if sql:
-            _print_sql(config, "upgrade", to)
+            _print_sql(config, "upgrade", target)
             return
         config = _with_flags(config, allow_destructive=allow_destructive, no_backup=no_backup)
         try:
-            migrations.upgrade(config, to=to)
+            migrations.upgrade(config, to=target)
         except MigrationFailed as error:
             from bot.notify import alert_migration_failed
 
@@ -35,11 +38,12 @@ def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = 
     from bot.database.safeguards import downgrade_guards
 
     def command(config: Config) -> None:
-        count = 1 if steps is None and to is None else _whole_number(steps)
+        target = revision_target(to)
+        count = 1 if steps is None and target is None else whole_number(steps, "--steps", minimum=1, example="2")
         if sql:
-            _print_sql(config, "downgrade", migrations.rollback_target(count, to))
+            _print_sql(config, "downgrade", migrations.rollback_target(count, target))
             return
-        migrations.rollback(config, steps=count, to=to, confirm=confirmation(yes, required=config.is_production),
+        migrations.rollback(config, steps=count, to=target, confirm=confirmation(yes, required=config.is_production),
                             safeguards=downgrade_guards(config, backup=not no_backup))
 
     run(command)
@@ -71,7 +75,7 @@ def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
             raise ConfigError("no backup was named", "restore needs the path of a backup file",
                               "run `invoke restore backups/<file>` (see `ls backups/`)")
         report = restore_backup(config, Path(path), confirm=confirmation(yes), backup_first=not no_backup)
-        print(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
+        emit(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
               + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
 
     run(command)
@@ -81,41 +85,28 @@ def check() -> None:
     """Compare the models with the live schema; exit 7 with the list of differences."""
     from bot.database.drift import check_drift
 
-    run(lambda config: print(check_drift(config)))
-
-
-def _whole_number(value: int | str | None) -> int | None:
-    """--steps as a number: Invoke hands over a string when the flag's default is None."""
-    if value is None or isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit():
-        from bot.errors import ConfigError
-
-        raise ConfigError(f"--steps {text!r} is not a whole number", "it counts revisions to undo",
-                          "pass e.g. --steps 2")
-    return int(text)
+    run(lambda config: emit(check_drift(config)))
 
 
 def _print_sql(config: Config, direction: str, target: str) -> None:
     """--sql: the offline SQL on stdout, nothing changed."""
     from bot.database.preview import render_sql
 
-    print(render_sql(config, direction, target), end="")
+    emit(render_sql(config, direction, target), end="")
 
 
-def history(limit: int | None = None, as_json: bool = False) -> None:
+def history(limit: int | str | None = None, as_json: bool = False) -> None:
     """Print the revision graph newest first, with the journal's when, who, where and how long."""
     from bot.database import overview
     from bot.reports import format_journal_history  # reports build on overview: Alembic, asyncio
 
     def command(config: Config) -> None:
-        shown = overview.validate_limit(limit)
+        shown = whole_number(limit, "--limit", minimum=0, example="5") or None  # 0, like no flag, shows all
         found = overview.read_overview(config)
         if as_json:
-            print(json.dumps(overview.history_document(found, shown), indent=2))
+            emit(json.dumps(overview.history_document(found, shown), indent=2))
         else:
-            print(format_journal_history(found, shown))
+            emit(format_journal_history(found, shown))
 
     run(command)
 
@@ -127,7 +118,7 @@ def status(as_json: bool = False, check: bool = False) -> None:
 
     def command(config: Config) -> None:
         found = overview.read_overview(config)
-        print(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
+        emit(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
         if check:
             overview.check(found)
 
@@ -138,12 +129,12 @@ def stamp(to: str, yes: bool = False) -> None:
     """Set the database's revision by hand after repairing a half-applied one; always asks first."""
     from bot.database.stamping import stamp as stamp_database
 
-    run(lambda config: stamp_database(config, to, confirm=confirmation(yes)))
+    run(lambda config: stamp_database(config, revision_target(to) or to, confirm=confirmation(yes)))
 
 
 def revision(message: str, autogenerate: bool = False) -> None:
     """Write a new revision file and print its path."""
-    run(lambda config: print(migrations.create_revision(message, autogenerate, config)))
+    run(lambda config: emit(migrations.create_revision(message, autogenerate, config)))
 
 
 def start(allow_destructive: bool = False) -> None:
@@ -170,7 +161,7 @@ def doctor(as_json: bool = False) -> None:
 
     def command(config: Config) -> None:
         findings = diagnose(config)
-        print(render_json(config, findings) if as_json else render_table(config, findings))
+        emit(render_json(config, findings) if as_json else render_table(config, findings))
         raise_on_failure(findings)
 
     run(command)

@@ -12,6 +12,7 @@ from typing import TypeVar
 from bot.config import Config, load_config, load_env_file, logging_settings
 from bot.errors import ExitCode, Interrupted, ToolkitError
 from bot.logs import configure_logging, get_logger, register_secrets
+from bot.output import OutputClosed
 
 T = TypeVar("T")
 log = get_logger("bot.entry")
@@ -50,6 +51,8 @@ def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
     try:
         config = prepare(log_summary=log_summary)
         return command(config)
+    except OutputClosed:
+        raise SystemExit(int(ExitCode.OK)) from None
     except Interrupted as stop:
         log.info("stopped", reason=stop.line(), exit_code=int(stop.exit_code))
         raise SystemExit(int(stop.exit_code)) from None
