@@ -10,7 +10,7 @@ from bot.database import migrations
 from bot.entry import run
 from bot.errors import MigrationFailed
 from bot.flags import revision_target, whole_number
-from bot.output import emit
+from bot.output import print_result
 
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False) -> None:
@@ -75,7 +75,7 @@ def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
             raise ConfigError("no backup was named", "restore needs the path of a backup file",
                               "run `invoke restore backups/<file>` (see `ls backups/`)")
         report = restore_backup(config, Path(path), confirm=confirmation(yes), backup_first=not no_backup)
-        emit(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
+        print_result(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
               + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
 
     run(command)
@@ -85,14 +85,14 @@ def check() -> None:
     """Compare the models with the live schema; exit 7 with the list of differences."""
     from bot.database.drift import check_drift
 
-    run(lambda config: emit(check_drift(config)))
+    run(lambda config: print_result(check_drift(config)))
 
 
 def _print_sql(config: Config, direction: str, target: str) -> None:
     """--sql: the offline SQL on stdout, nothing changed."""
     from bot.database.preview import render_sql
 
-    emit(render_sql(config, direction, target), end="")
+    print_result(render_sql(config, direction, target), end="")
 
 
 def history(limit: int | str | None = None, as_json: bool = False) -> None:
@@ -104,9 +104,9 @@ def history(limit: int | str | None = None, as_json: bool = False) -> None:
         shown = whole_number(limit, "--limit", minimum=0, example="5") or None  # 0, like no flag, shows all
         found = overview.read_overview(config)
         if as_json:
-            emit(json.dumps(overview.history_document(found, shown), indent=2))
+            print_result(json.dumps(overview.history_document(found, shown), indent=2))
         else:
-            emit(format_journal_history(found, shown))
+            print_result(format_journal_history(found, shown))
 
     run(command)
 
@@ -118,7 +118,7 @@ def status(as_json: bool = False, check: bool = False) -> None:
 
     def command(config: Config) -> None:
         found = overview.read_overview(config)
-        emit(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
+        print_result(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
         if check:
             overview.check(found)
 
@@ -134,7 +134,7 @@ def stamp(to: str, yes: bool = False) -> None:
 
 def revision(message: str, autogenerate: bool = False) -> None:
     """Write a new revision file and print its path."""
-    run(lambda config: emit(migrations.create_revision(message, autogenerate, config)))
+    run(lambda config: print_result(migrations.create_revision(message, autogenerate, config)))
 
 
 def start(allow_destructive: bool = False) -> None:
@@ -161,7 +161,7 @@ def doctor(as_json: bool = False) -> None:
 
     def command(config: Config) -> None:
         findings = diagnose(config)
-        emit(render_json(config, findings) if as_json else render_table(config, findings))
+        print_result(render_json(config, findings) if as_json else render_table(config, findings))
         raise_on_failure(findings)
 
     run(command)

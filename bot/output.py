@@ -10,7 +10,7 @@ class OutputClosed(Exception):
     """The reader of stdout went away (`invoke history | head -1`): the command ends quietly, like cat does."""
 
 
-def emit(text: str, *, end: str = "\n") -> None:
+def print_result(text: str, *, end: str = "\n") -> None:
     """Write a command's result on stdout now, so a closed pipe is noticed here and not at interpreter exit."""
     try:
         sys.stdout.write(text + end)

@@ -74,6 +74,19 @@ def normalize_database_url(raw: str) -> URL:
     return url
 
 
+def written_passwords(raw: str) -> list[str]:
+    """A URL's password as written and as decoded, for the redactor, even when the URL fails validation later."""
+    try:
+        password = _parse(raw.strip()).password
+    except Exception:  # noqa: BLE001 - whatever make_url raises for a malformed URL, validation reports it
+        return []
+    if not password:
+        return []
+    scheme, _, rest = raw.strip().partition("://")
+    userinfo, _ = _split_credentials(rest) if "@" in rest else ("", "")
+    return [str(password), userinfo.partition(":")[2]]
+
+
 def _parse(raw: str) -> URL:
     """make_url, except that the credentials end at the '@' before the host, so a password may hold any of
     '@ : / # ? &' raw, and a password that is not percent-encoded is taken as it is."""
