@@ -8,7 +8,7 @@ from bot.config import Config
 from bot.confirm import confirmation
 from bot.database import migrations
 from bot.entry import run
-from bot.errors import MigrationFailed
+from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.flags import revision_target, whole_number
 from bot.output import print_result
 
@@ -68,7 +68,6 @@ def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
     from pathlib import Path
 
     from bot.database.restore import restore as restore_backup
-    from bot.errors import ConfigError
 
     def command(config: Config) -> None:
         if not path.strip():
@@ -76,7 +75,7 @@ def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
                               "run `invoke restore backups/<file>` (see `ls backups/`)")
         report = restore_backup(config, Path(path), confirm=confirmation(yes), backup_first=not no_backup)
         print_result(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
-              + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
+                     + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
 
     run(command)
 
@@ -134,7 +133,20 @@ def stamp(to: str, yes: bool = False) -> None:
 
 def revision(message: str, autogenerate: bool = False) -> None:
     """Write a new revision file and print its path."""
-    run(lambda config: print_result(migrations.create_revision(message, autogenerate, config)))
+    def command(config: Config) -> None:
+        from alembic.util import CommandError  # Alembic is imported by create_revision anyway
+
+        try:
+            print_result(migrations.create_revision(message, autogenerate, config))
+        except CommandError as error:
+            if "not up to date" in str(error):
+                raise Refused("the database is behind head, so autogenerate cannot compare it with the models",
+                              "the difference would repeat what the pending revisions already do",
+                              "run `invoke migrate` first, then `invoke revision --autogenerate` again") from None
+            raise ConfigError("the revision could not be written", str(error).rstrip("."),
+                              "see `invoke --help revision`") from None
+
+    run(command)
 
 
 def start(allow_destructive: bool = False) -> None:

@@ -20,6 +20,8 @@ def test_start_refuses_pending_revisions_when_migrations_are_a_release_step(
 
     config = load_config({"ENV": "production", "MIGRATE_ON_START": "false", "DATABASE_URL": plain(sqlite_url),
                           "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": "http://127.0.0.1:9"})
+    Path(sqlite_url.database or "").parent.mkdir()
+    sqlite3.connect(Path(sqlite_url.database or "")).close()  # empty: start reads it, and never creates one
     with pytest.raises(Refused, match="invoke migrate") as refused:
         start(config)
     assert refused.value.exit_code == 6 and "release" in refused.value.line()

@@ -96,9 +96,9 @@ def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
 
 
 def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> None:
-    """Listing tasks and running status leave aiogram unimported."""
+    """Running migrate and status leaves aiogram unimported."""
     code = ("import sys, tasks; from bot import commands; "
-            "commands.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
+            "commands.migrate(); commands.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -120,10 +120,10 @@ def test_stamp_to_a_bad_target_is_an_input_error(project: Path) -> None:
     """`stamp --to` an unknown or empty revision exits 2 and leaves alembic_version as it was."""
     env = clean_env()
     run_invoke(project, "migrate", "--to", "0001", env=env)
-    for target in ("nope", ""):
+    for target, says in (("nope", "cannot stamp to 'nope'"), ("", "--to is empty")):
         result = run_invoke(project, "stamp", "--to", target, "--yes", env=env)
         assert result.returncode == 2, result.stderr
-        assert "stamp" in json_lines(result.stderr)[-1]["error"]
+        assert says in json_lines(result.stderr)[-1]["error"]
     assert run_invoke(project, "status", env=env).stdout.startswith("current  0001")
 
 

@@ -19,8 +19,10 @@ from sqlalchemy.engine import Connection
 from bot.config import Config, load_config
 from bot.database import fastpath, journal
 from bot.database.engine import create_engine
+from bot.database.presence import require_existing_database
 from bot.database.recorder import StepRecorder
 from bot.database.safeguards import bound_ddl_locks
+from bot.database.targets import refuse_downward_upgrade
 from bot.database.urls import database_label, where
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
@@ -296,6 +298,7 @@ async def _connection(config: Config) -> AsyncIterator[tuple[Any, AsyncConnectio
 
 async def _read(config: Config, work: Callable[[Connection], Any]) -> Any:
     """Run a read-only sync function on a fresh connection."""
+    require_existing_database(config.database_url)
     async with _connection(config) as (_engine, connection):
         return await connection.run_sync(work)
 
@@ -326,6 +329,8 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
                 _refuse_unsafe_state(state)
             else:
                 _refuse_unknown(state)
+            if direction == "upgrade":
+                refuse_downward_upgrade(scripts, before, target)
             who = journal.origin(config.env)
             journal.refuse_half_applied(await connection.run_sync(journal.prepare, who), where(url))
             steps = _plan_steps(scripts, direction, target, before)

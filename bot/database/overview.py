@@ -19,6 +19,7 @@ from bot.database import journal
 from bot.database.engine import create_engine
 from bot.database.lock import migration_lock
 from bot.database.migrations import RevisionInfo, Status, _history, _status
+from bot.database.presence import require_existing_database
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.urls import where
@@ -72,6 +73,7 @@ class Overview:
 
 def read_overview(config: Config) -> Overview:
     """Read the revision scripts, alembic_version and the journal, and judge open rows by the lock."""
+    require_existing_database(config.database_url)
     scripts = load_scripts(alembic_config(config))
     url = config.database_url
 
