@@ -67,6 +67,7 @@ class Config:
     log_format: str = "json"
     migration_lock_timeout: float = 300.0
     db_wait_timeout: float = 60.0
+    bot_api_wait_timeout: float = 60.0
     migrate_on_start: bool | None = None  # None: follow ENV (production migrates on start)
     webhook_url: str | None = None
     webhook_secret: Secret | None = None
@@ -235,6 +236,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, stderr_is_terminal:
         log_format=_choice(environ, "LOG_FORMAT", LOG_FORMATS, default_format, lower=True),
         migration_lock_timeout=_seconds(environ, "MIGRATION_LOCK_TIMEOUT", 300.0),
         db_wait_timeout=_seconds(environ, "DB_WAIT_TIMEOUT", 60.0),
+        bot_api_wait_timeout=_seconds(environ, "BOT_API_WAIT_TIMEOUT", 60.0),
         migrate_on_start=_flag(environ, "MIGRATE_ON_START", env == "production"),
         webhook_url=webhook_url,
         webhook_secret=_webhook_secret(environ, required=webhook_url is not None),

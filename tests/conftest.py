@@ -22,7 +22,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user=os.environ.get("TEST_PG_USER", "postgres"), dbname="postgres")
 MARIADB_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="")
 TOOLKIT_VARIABLES = ("ENV", "DATABASE_URL", "BOT_TOKEN", "TELEGRAM_API_URL", "LOG_LEVEL", "LOG_FORMAT",
-                     "MIGRATION_LOCK_TIMEOUT", "DB_WAIT_TIMEOUT",
+                     "MIGRATION_LOCK_TIMEOUT", "DB_WAIT_TIMEOUT", "BOT_API_WAIT_TIMEOUT",
                      "MIGRATE_ON_START", "WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_HOST", "WEBHOOK_PORT", "PORT",
                      "HEALTH_HOST", "HEALTH_PORT", "ADMIN_IDS", "SHUTDOWN_TIMEOUT", "BOT_TOKEN_FILE",
                      "DATABASE_URL_FILE", "TELEGRAM_PROXY",

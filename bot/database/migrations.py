@@ -177,7 +177,7 @@ def run_migrations_if_needed(config: Config | None = None) -> MigrationReport | 
         return None
     from bot.database.overview import read_overview  # overview builds on this module
 
-    found = read_overview(config)  # one read: revisions, alembic_version and the journal
+    found = read_overview(config, missing_is_empty=True)  # one read: revisions, alembic_version and the journal
     state = found.state
     _refuse_unsafe_state(state)
     journal.refuse_half_applied(found.half_applied, found.location)

@@ -19,7 +19,7 @@ from bot.database import journal
 from bot.database.engine import create_engine
 from bot.database.lock import migration_lock
 from bot.database.migrations import RevisionInfo, Status, _history, _status
-from bot.database.presence import require_existing_database
+from bot.database.presence import require_existing_database, sqlite_file_missing
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.urls import where
@@ -71,11 +71,16 @@ class Overview:
         return problems
 
 
-def read_overview(config: Config) -> Overview:
-    """Read the revision scripts, alembic_version and the journal, and judge open rows by the lock."""
-    require_existing_database(config.database_url)
+def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview:
+    """Read the revision scripts, alembic_version and the journal, and judge open rows by the lock.
+
+    A SQLite file that does not exist is never created here: exit 3, or (missing_is_empty) an empty database.
+    """
     scripts = load_scripts(alembic_config(config))
     url = config.database_url
+    if missing_is_empty and sqlite_file_missing(url):
+        return _combine(where(url), _status(scripts, ()), _history(scripts, ()), None, [], True)
+    require_existing_database(url)
 
     async def read() -> Overview:
         engine = create_engine(url, poolclass=NullPool)

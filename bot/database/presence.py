@@ -9,6 +9,11 @@ from sqlalchemy.engine import URL
 from bot.errors import DatabaseUnreachable
 
 
+def sqlite_file_missing(url: URL) -> bool:
+    """True for a SQLite URL whose file does not exist: an empty database that connecting would create."""
+    return url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists()
+
+
 def require_existing_database(url: URL) -> None:
     """Exit 3 naming the path when a SQLite database file is missing (connecting would create it and its folder)."""
     if url.get_backend_name() != "sqlite":
