@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy.engine import URL
 from bot.config import Config
 from bot.database import journal, migrations
 from bot.database.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
+from bot.database.restore import restore
 from bot.database.safeguards import downgrade_guards, upgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import Refused
@@ -140,6 +142,30 @@ def test_backup_keep_prunes_oldest_and_free_space_is_checked(sqlite_url: URL, tm
     assert prune_backups(tmp_path / "b", "bot.db", 0) == [], "0 keeps every backup"
     with pytest.raises(Refused, match="not enough free space"):
         ensure_free_space(tmp_path, 1 << 60)
+
+
+def test_sqlite_backups_are_one_file_each_and_restore_leaves_nothing_beside_them(sqlite_url: URL,
+                                                                              tmp_path: Path) -> None:
+    """With the live file in WAL mode (as the bot leaves it), each backup is one file, restore adds none, and
+    BACKUP_KEEP removes whole backups, leftovers from older versions included."""
+    folder = tmp_path / "b"
+    config = Config(database_url=sqlite_url, backup_dir=folder, backup_keep=2)
+    migrations.upgrade(config, to="0002")
+    with sqlite3.connect(str(sqlite_url.database)) as live:
+        assert live.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    first = take_backup(config, ("0002",), reason="test").path
+    assert sorted(path.name for path in folder.iterdir()) == [first.name]
+    with sqlite3.connect(first) as copy:
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+    restored = restore(config, first, backup_first=True)
+    assert restored.safety_backup is not None
+    assert sorted(path.name for path in folder.iterdir()) == sorted([first.name, restored.safety_backup.name])
+
+    for suffix in ("-shm", "-wal", ".partial-shm", ".partial-wal"):  # what older versions left behind
+        first.with_name(first.name + suffix).write_bytes(b"")
+    third = take_backup(config, ("0002",), reason="test").path
+    assert sorted(path.name for path in folder.iterdir()) == sorted([restored.safety_backup.name, third.name])
 
 
 def test_corrupt_or_truncated_backups_are_rejected(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, Connection
 
 from bot.config import Config
 from bot.database import journal
-from bot.database.backup import backup_kind, take_backup, verify_backup
+from bot.database.backup import backup_kind, open_backup, take_backup, verify_backup
 from bot.database.lock import migration_lock
 from bot.database.scripts import TOOLKIT_TABLES, alembic_config, load_scripts
 from bot.database.steps import current_heads
@@ -87,7 +87,7 @@ def _existing(path: Path) -> Path:
 def backup_revision(path: Path, kind: str) -> tuple[str, ...]:
     """The alembic revision(s) recorded inside a backup; () when it holds none (base)."""
     if kind == "sqlite":
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        connection = open_backup(path)
         try:
             return tuple(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
         except sqlite3.OperationalError:
@@ -236,7 +236,7 @@ def _run_restore(url: URL, path: Path, kind: str, safety: Path | None, lock_time
 
 def _restore_sqlite(source: Path, target: Path) -> None:
     """The online backup API, backup file → live file, in one step (one write transaction on the target)."""
-    reader = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True)
+    reader = open_backup(source)
     try:
         writer = sqlite3.connect(target, timeout=30)
         try:
