@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 import stat
 import uuid
@@ -13,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from bot import commands
 from bot.config import Config
 from bot.database import journal, migrations
 from bot.database.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
@@ -20,8 +23,8 @@ from bot.database.restore import restore
 from bot.database.safeguards import downgrade_guards, upgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import Refused
-from tests.conftest import MARIADB_ADMIN, clean_env, events_named, plain, run_invoke
-from tests.helpers_db import revision_of
+from tests.conftest import MARIADB_ADMIN, clean_env, events_named, json_lines, plain, run_invoke
+from tests.helpers_db import revision_of, run_task, schema
 
 
 def journal_kinds(url: URL) -> list[tuple[str, str]]:
@@ -166,6 +169,52 @@ def test_sqlite_backups_are_one_file_each_and_restore_leaves_nothing_beside_them
         first.with_name(first.name + suffix).write_bytes(b"")
     third = take_backup(config, ("0002",), reason="test").path
     assert sorted(path.name for path in folder.iterdir()) == sorted([restored.safety_backup.name, third.name])
+
+
+TRUNCATED_DUMPS = {
+    "pg_dump": "printf 'PGDMP\\001\\016\\000\\004\\010'",
+    "mariadb-dump": "printf -- '-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\\nCREATE TABLE `users` (\\n'",
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_dump_tool_that_writes_a_truncated_dump_is_caught_where_the_backup_is_taken(
+        backend: str, project: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A pg_dump / mariadb-dump that exits 0 after a truncated dump: rollback exits 6 naming the backup unreadable,
+    the schema is unchanged, and no finished or partial backup is left."""
+    url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
+    migrations.upgrade(Config(database_url=url), to="0002")
+    before = schema(url)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    tool = "pg_dump" if backend == "postgresql" else "mariadb-dump"
+    (fake_bin / tool).write_text(f"#!/bin/sh\n{TRUNCATED_DUMPS[tool]}\nexit 0\n")
+    (fake_bin / tool).chmod(0o755)
+    folder = tmp_path / "backups"
+    env = clean_env(DATABASE_URL=plain(url), BACKUP_DIR=str(folder), PATH=f"{fake_bin}:{os.environ['PATH']}")
+    refused = run_invoke(project, "rollback", env=env)
+    assert refused.returncode == 6, refused.stderr
+    error = str(events_named(refused.stderr, "command failed")[0]["error"])
+    assert re.search(r"the backup t_\w+-0002-\d{8}T\d{6}Z\.(dump|sql) is unreadable", error), error
+    assert schema(url) == before and revision_of(url) == "0002"
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_rollback_base_in_development_without_a_terminal_or_yes_changes_nothing(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """rollback-base always asks: with no terminal and no --yes it exits 6, takes no backup, drops nothing."""
+    url: URL = request.getfixturevalue({"sqlite": "sqlite_url", "postgresql": "postgres_url",
+                                        "mariadb": "mariadb_url"}[backend])
+    migrations.upgrade(Config(database_url=url), to="0002")
+    before = schema(url)
+    monkeypatch.setenv("DATABASE_URL", plain(url))
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
+    assert run_task(commands.rollback_base) == 6
+    assert "pass --yes" in str(json_lines(capfd.readouterr().err)[-1]["error"])
+    assert schema(url) == before and revision_of(url) == "0002"
+    assert not (tmp_path / "backups").exists()
 
 
 def test_corrupt_or_truncated_backups_are_rejected(tmp_path: Path) -> None:

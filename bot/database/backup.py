@@ -70,7 +70,12 @@ def take_backup(config: Config, revision: tuple[str, ...], *, reason: str) -> Ba
         finally:
             if descriptor >= 0:
                 os.close(descriptor)
-        verify_backup(partial, backend)
+        try:
+            verify_backup(partial, backend)
+        except Refused as error:
+            raise Refused(f"the backup {path.name} is unreadable, so nothing was changed", error.why or error.what,
+                          "check the dump tool and the disk, then run the command again (or pass --no-backup "
+                          "to go on without a backup)") from None
         os.chmod(partial, 0o600)
         partial.rename(path)
     except OSError as error:
