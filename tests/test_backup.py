@@ -41,7 +41,7 @@ def journal_kinds(url: URL) -> list[tuple[str, str]]:
 def test_rollback_writes_a_verified_owner_only_backup(any_url: URL, tmp_path: Path) -> None:
     """Before a rollback each backend's tool writes a 0600 backup named database-revision-time, verified, journaled."""
     config = Config(database_url=any_url, backup_dir=tmp_path / "backups")
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     report = migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
     assert report.after == ("0001",)
     files = list((tmp_path / "backups").iterdir())
@@ -63,7 +63,7 @@ def test_unwritable_backup_dir_changes_nothing(sqlite_url: URL, tmp_path: Path) 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     config = Config(database_url=sqlite_url, backup_dir=blocker / "backups")
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     with pytest.raises(Refused, match="BACKUP_DIR .* cannot be created") as refused:
         migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
     assert refused.value.exit_code == 6 and "--no-backup" in refused.value.line()
@@ -73,7 +73,7 @@ def test_unwritable_backup_dir_changes_nothing(sqlite_url: URL, tmp_path: Path) 
 
 def test_missing_pg_dump_refuses_then_no_backup_goes_on(project: Path, postgres_url: URL, tmp_path: Path) -> None:
     """Without pg_dump on PATH a rollback exits 6 with nothing changed; --no-backup goes on knowingly."""
-    migrations.upgrade(Config(database_url=postgres_url))
+    migrations.upgrade(Config(database_url=postgres_url), to="0002")
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
     env = clean_env(DATABASE_URL=plain(postgres_url), LOG_FORMAT="json", PATH=str(empty_path))
@@ -114,7 +114,7 @@ def test_mariadb_password_never_reaches_logs_or_command_line(mariadb_user_url: U
 
     config = Config(database_url=mariadb_user_url, backup_dir=tmp_path)
     register_secrets(config.secrets())
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     backup = take_backup(config, ("0002",), reason="test")
     verify_backup(backup.path, "mariadb")
     assert "CREATE TABLE `users`" in backup.path.read_text()
@@ -136,7 +136,7 @@ def test_production_migrate_backs_up_only_when_asked(sqlite_url: URL, tmp_path: 
 def test_backup_keep_prunes_oldest_and_free_space_is_checked(sqlite_url: URL, tmp_path: Path) -> None:
     """BACKUP_KEEP keeps the newest N of this database's backups; too little free space refuses first."""
     config = Config(database_url=sqlite_url, backup_dir=tmp_path / "b", backup_keep=2)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     other = tmp_path / "b" / "other.db-0001-20200101T000000Z.sqlite"
     made = [take_backup(config, ("0002",), reason="test").path for _ in range(3)]
     other.write_text("another database's backup")

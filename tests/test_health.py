@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 from bot.health import Check, RuntimeState, add_health_routes
 from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.fake_telegram import FakeTelegram
+from tests.helpers_db import HEAD
 from tests.test_leader import Replica, http_json, wait_until
 
 
@@ -75,7 +76,7 @@ def test_health_endpoints_of_a_real_start(project: Path, postgres_url: URL, tele
             return body if status == 200 else None
 
         body = wait_until(ready, 40, "/readyz to answer 200")
-        assert body["role"] == "leader" and body["revision"] == "0002" and body["mode"] == "polling"
+        assert body["role"] == "leader" and body["revision"] == HEAD and body["mode"] == "polling"
         names = [event["event"] for event in replica.events]
         assert names.index("migrations complete") < names.index("listening") < names.index("polling started")
 

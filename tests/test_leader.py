@@ -23,6 +23,7 @@ from bot.health import RuntimeState
 from bot.telegram.leader import LeaderElection
 from tests.conftest import PG_ADMIN, TOKEN, clean_env, plain
 from tests.fake_telegram import FakeTelegram
+from tests.helpers_db import HEAD
 
 Lead = Callable[[asyncio.Event, bool], Awaitable[None]]
 
@@ -180,7 +181,7 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
         status, body = http_json(f"http://127.0.0.1:{ports[standby]}/readyz")
         assert status == 503 and body["role"] == "standby" and body["checks"]["serving"]["ok"] is False
         status, body = http_json(f"http://127.0.0.1:{ports[leader]}/readyz")
-        assert status == 200 and body["role"] == "leader" and body["revision"] == "0002", body
+        assert status == 200 and body["role"] == "leader" and body["revision"] == HEAD, body
         starts = wait_until(lambda: [c for c in telegram.calls_to("sendMessage", TOKEN)
                                      if c.params["chat_id"] == "5001"] if len(telegram.calls_to(
                                          "sendMessage", TOKEN)) >= 2 else None, 10, "start notices")

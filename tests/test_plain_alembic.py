@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT, clean_env, json_lines
+from tests.helpers_db import HEAD
 
 
 def alembic(project: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,7 +25,7 @@ def test_plain_alembic_upgrade_and_current_with_dotenv(project: Path) -> None:
     assert (project / "var" / "db" / "app.db").is_file()
     assert any("Running upgrade" in str(event["event"]) for event in json_lines(upgrade.stderr))
     current = alembic(project, "current")
-    assert current.returncode == 0 and "0002 (head)" in current.stdout
+    assert current.returncode == 0 and f"{HEAD} (head)" in current.stdout
 
 
 def test_plain_alembic_from_another_directory(project: Path, tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_plain_alembic_from_another_directory(project: Path, tmp_path: Path) -> 
     assert alembic(project, "upgrade", "head", cwd=elsewhere).returncode == 0
     assert (project / "data" / "elsewhere.db").is_file() and not (elsewhere / "data").exists()
     history = alembic(project, "history", cwd=elsewhere)
-    assert "0001 -> 0002 (head)" in history.stdout
+    assert f"-> {HEAD} (head)" in history.stdout and "<base> -> 0001" in history.stdout
 
 
 def test_readme_says_what_plain_alembic_skips_and_it_is_true(project: Path) -> None:

@@ -16,6 +16,7 @@ from bot.database.review import review_revisions
 from bot.database.safeguards import upgrade_guards
 from bot.database.urls import sync_url
 from tests.conftest import clean_env, events_named, plain, run_invoke
+from tests.helpers_db import HEAD, NEXT, later
 
 REVISION = '''"""{message}
 
@@ -133,10 +134,11 @@ def test_unmarked_destructive_revision_refused_then_allowed_or_marked(project: P
     refused = run_invoke(project, "migrate", env=env)
     assert refused.returncode == 6, refused.stderr
     failed = events_named(refused.stderr, "command failed")[0]
-    assert "0003: drop column users.username" in str(failed["error"]) and "reviewed_destructive" in str(failed["error"])
-    assert [event["revision"] for event in events_named(refused.stderr, "destructive migration refused")] == ["0003"]
+    assert f"{NEXT}: drop column users.username" in str(failed["error"])
+    assert "reviewed_destructive" in str(failed["error"])
+    assert [event["revision"] for event in events_named(refused.stderr, "destructive migration refused")] == [NEXT]
     assert "username" in columns(postgres_url, "users")
-    assert migrations.status(Config(database_url=postgres_url)).current == ("0002",)
+    assert migrations.status(Config(database_url=postgres_url)).current == (HEAD,)
 
     allowed = run_invoke(project, "migrate", "--allow-destructive", env=env)
     assert allowed.returncode == 0, allowed.stderr
@@ -144,10 +146,10 @@ def test_unmarked_destructive_revision_refused_then_allowed_or_marked(project: P
     assert "username" not in columns(postgres_url, "users")
 
     versions = project / "alembic" / "versions"
-    write_revision(versions, "0004", "0003", 'op.drop_column("users", "language_code")')
+    write_revision(versions, later(2), NEXT, 'op.drop_column("users", "language_code")')
     by_variable = run_invoke(project, "migrate", env={**env, "ALLOW_DESTRUCTIVE_MIGRATIONS": "true"})
     assert by_variable.returncode == 0, by_variable.stderr
-    write_revision(versions, "0005", "0004", 'op.alter_column("users", "first_name", type_=sa.String(100))',
+    write_revision(versions, later(3), later(2), 'op.alter_column("users", "first_name", type_=sa.String(100))',
                    marker='reviewed_destructive = "names are never longer than 64 characters"')
     marked = run_invoke(project, "migrate", env=env)
     assert marked.returncode == 0, marked.stderr
@@ -158,7 +160,7 @@ def test_unmarked_destructive_revision_refused_then_allowed_or_marked(project: P
             current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     finally:
         engine.dispose()
-    assert current == "0005"
+    assert current == later(3)
     assert [entry.success for entry in reversed(reviews)] == [True, False, True, True, True], "each review journaled"
 
 
@@ -168,7 +170,7 @@ def test_only_production_upgrades_are_reviewed(sqlite_url: URL) -> None:
     assert len(upgrade_guards(Config(database_url=sqlite_url, env="production"))) == 1
     assert len(upgrade_guards(Config(database_url=sqlite_url, env="production", backup_before_migrate=True))) == 2
     config = Config(database_url=sqlite_url, env="production")
-    assert migrations.upgrade(config).after == ("0002",), "the shipped revisions pass the review"
+    assert migrations.upgrade(config).after == (HEAD,), "the shipped revisions pass the review"
 
 
 def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPatch) -> None:

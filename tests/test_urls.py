@@ -17,7 +17,7 @@ from bot.database.engine import create_engine
 from bot.database.urls import normalize_database_url
 from bot.errors import ConfigError
 from tests.conftest import MARIADB_ADMIN, plain
-from tests.helpers_db import run_task, schema, versions
+from tests.helpers_db import HEAD, run_task, schema, versions
 
 SPECIAL_PASSWORD = "p%@:/;x#y"
 
@@ -162,7 +162,7 @@ def test_mariadb_account_with_special_password_migrates(form: str, mariadb_user:
     code = run_task(commands.migrate)
     output = capfd.readouterr()
     assert code == 0, output.err[-2000:]
-    assert versions(mariadb_user) == ["0002"]
+    assert versions(mariadb_user) == [HEAD]
     assert SPECIAL_PASSWORD not in output.err + output.out and password not in output.err + output.out
 
 
@@ -200,7 +200,7 @@ def test_postgres_query_options_go_to_libpq(query: str, code: int, says: str | N
     assert run_task(commands.migrate) == code
     err = capfd.readouterr().err
     if says is None:
-        assert versions(postgres_url) == ["0002"]
+        assert versions(postgres_url) == [HEAD]
     else:
         assert says in err and '"waiting for database"' not in err
         assert versions(postgres_url) == []
@@ -224,7 +224,7 @@ def test_mariadb_query_options_work_or_fail_clearly(query: str, code: int, says:
     assert run_task(commands.migrate) == code
     err = capfd.readouterr().err
     if says is None:
-        assert versions(mariadb_url) == ["0002"]
+        assert versions(mariadb_url) == [HEAD]
     else:
         assert says in err and '"waiting for database"' not in err
         assert versions(mariadb_url) == []
