@@ -24,7 +24,7 @@ from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.urls import where
 from bot.database.waiting import open_connection
-from bot.errors import CheckFailed, ConfigError, LockTimeout
+from bot.errors import CheckFailed, LockTimeout
 from bot.signals import run_guarded
 
 APPLIED = "applied"
@@ -145,13 +145,6 @@ def status_document(overview: Overview) -> dict[str, object]:
         "journal_schema_version": overview.journal_version,
         "problems": overview.check_problems,
     }
-
-
-def validate_limit(limit: int | None) -> int | None:
-    """--limit must be a positive number of revisions."""
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit {limit} is not allowed", "it counts revisions to show", "pass --limit 1 or more")
-    return limit
 
 
 def _read_rows(connection: Connection) -> tuple[tuple[str, ...], int | None, list[journal.Entry]]:
