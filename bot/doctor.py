@@ -16,7 +16,7 @@ BOT_API_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing checked, its verdict (ok, warn, fail, skip) and why."""
+    """One thing checked, its verdict (ok, warn, fail) and why."""
 
     name: str
     verdict: str

@@ -66,6 +66,24 @@ def test_bot_api_that_recovers_during_the_wait_is_used(project: Path, telegram: 
     assert len(telegram.calls_to("getMe")) == 3
 
 
+def test_sigterm_while_waiting_for_the_bot_api_stops_start_with_exit_0(project: Path) -> None:
+    """SIGTERM during the Bot API wait ends start at once with exit 0, as a stop always does, not after the wait."""
+    env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=f"http://127.0.0.1:{free_port()}",
+                    BOT_API_WAIT_TIMEOUT="60")
+    process = spawn(project, "start", env=env)
+    stream = EventStream(process)
+    try:
+        stream.wait_for("waiting for bot api", timeout=60)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert time.monotonic() - signalled < 10  # vs. the 60 s wait
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert stream.events("bot api wait stopped") and "Traceback" not in stream.stderr()
+
+
 def test_readme_lists_every_exit_code_and_variable() -> None:
     """README's exit-code table is ExitCode, and its variable table and .env.example name every toolkit variable."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
