@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from invoke import Context, task
+from invoke import Context
+
+from bot.flags import task
 
 # Invoke turns bytecode writing off to keep tasks.pyc out of the tree; without the cache every call would
 # recompile the bot's modules and the revision files, so give the interpreter's own setting back.
@@ -74,13 +76,13 @@ def check(c: Context) -> None:
     commands.check()
 
 
-@task(help={"limit": "Show only the N newest revisions (default 0: all).",
+@task(help={"limit": "Show only the N newest revisions (default: all).",
             "json": "Print one JSON document on stdout (shape: docs/JOURNAL.md)."})
-def history(c: Context, limit: int = 0, json: bool = False) -> None:
+def history(c: Context, limit: str | None = None, json: bool = False) -> None:
     """List every revision, newest first, with when, by whom, from where and how long it was applied."""
     from bot import commands
 
-    commands.history(limit=limit or None, as_json=json)
+    commands.history(limit=limit, as_json=json)
 
 
 @task(help={"json": "Print one JSON document on stdout (shape: docs/JOURNAL.md).",

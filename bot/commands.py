@@ -9,7 +9,9 @@ from bot.config import Config
 from bot.confirm import confirmation
 from bot.database import migrations
 from bot.entry import run
-from bot.errors import MigrationFailed
+from bot.errors import ConfigError, MigrationFailed, Refused
+from bot.flags import revision_target, whole_number
+from bot.output import print_result
 
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False,
@@ -17,11 +19,12 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
     """Upgrade under the migration lock (production: review, and backup when BACKUP_BEFORE_MIGRATE=true)."""
     def command(config: Config) -> None:
         config = _with_flags(config, allow_destructive=allow_destructive, no_backup=no_backup, x=x)
+        target = revision_target(to) or "head"
         if sql:
-            _print_sql(config, "upgrade", to)
+            _print_sql(config, "upgrade", target)
             return
         try:
-            migrations.upgrade(config, to=to)
+            migrations.upgrade(config, to=target)
         except MigrationFailed as error:
             from bot.notify import alert_migration_failed
 
@@ -38,11 +41,12 @@ def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = 
 
     def command(config: Config) -> None:
         config = _with_flags(config, x=x)
-        count = 1 if steps is None and to is None else _whole_number(steps)
+        target = revision_target(to)
+        count = 1 if steps is None and target is None else whole_number(steps, "--steps", minimum=1, example="2")
         if sql:
-            _print_sql(config, "downgrade", migrations.rollback_target(count, to))
+            _print_sql(config, "downgrade", migrations.rollback_target(count, target))
             return
-        migrations.rollback(config, steps=count, to=to, confirm=confirmation(yes, required=config.is_production),
+        migrations.rollback(config, steps=count, to=target, confirm=confirmation(yes, required=config.is_production),
                             safeguards=downgrade_guards(config, backup=not no_backup))
 
     run(command)
@@ -67,15 +71,14 @@ def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
     from pathlib import Path
 
     from bot.database.restore import restore as restore_backup
-    from bot.errors import ConfigError
 
     def command(config: Config) -> None:
         if not path.strip():
             raise ConfigError("no backup was named", "restore needs the path of a backup file",
                               "run `invoke restore backups/<file>` (see `ls backups/`)")
         report = restore_backup(config, Path(path), confirm=confirmation(yes), backup_first=not no_backup)
-        print(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
-              + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
+        print_result(f"restored {report.path} (revision {', '.join(report.after) or 'base'})"
+                     + (f"; the state before is in {report.safety_backup}" if report.safety_backup else ""))
 
     run(command)
 
@@ -84,41 +87,28 @@ def check() -> None:
     """Compare the models with the live schema; exit 7 with the list of differences."""
     from bot.database.drift import check_drift
 
-    run(lambda config: print(check_drift(config)))
-
-
-def _whole_number(value: int | str | None) -> int | None:
-    """--steps as a number: Invoke hands over a string when the flag's default is None."""
-    if value is None or isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit():
-        from bot.errors import ConfigError
-
-        raise ConfigError(f"--steps {text!r} is not a whole number", "it counts revisions to undo",
-                          "pass e.g. --steps 2")
-    return int(text)
+    run(lambda config: print_result(check_drift(config)))
 
 
 def _print_sql(config: Config, direction: str, target: str) -> None:
     """--sql: the offline SQL on stdout, nothing changed."""
     from bot.database.preview import render_sql
 
-    print(render_sql(config, direction, target), end="")
+    print_result(render_sql(config, direction, target), end="")
 
 
-def history(limit: int | None = None, as_json: bool = False) -> None:
+def history(limit: int | str | None = None, as_json: bool = False) -> None:
     """Print the revision graph newest first, with the journal's when, who, where and how long."""
     from bot.database import overview
     from bot.reports import format_journal_history  # reports build on overview: Alembic, asyncio
 
     def command(config: Config) -> None:
-        shown = overview.validate_limit(limit)
+        shown = whole_number(limit, "--limit", minimum=0, example="5") or None  # 0, like no flag, shows all
         found = overview.read_overview(config)
         if as_json:
-            print(json.dumps(overview.history_document(found, shown), indent=2))
+            print_result(json.dumps(overview.history_document(found, shown), indent=2))
         else:
-            print(format_journal_history(found, shown))
+            print_result(format_journal_history(found, shown))
 
     run(command)
 
@@ -130,7 +120,7 @@ def status(as_json: bool = False, check: bool = False) -> None:
 
     def command(config: Config) -> None:
         found = overview.read_overview(config)
-        print(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
+        print_result(json.dumps(overview.status_document(found), indent=2) if as_json else format_journal_status(found))
         if check:
             overview.check(found)
 
@@ -141,7 +131,7 @@ def stamp(to: str, yes: bool = False) -> None:
     """Set the database's revision by hand after repairing a half-applied one; always asks first."""
     from bot.database.stamping import stamp as stamp_database
 
-    run(lambda config: stamp_database(config, to, confirm=confirmation(yes)))
+    run(lambda config: stamp_database(config, revision_target(to) or to, confirm=confirmation(yes)))
 
 
 def accept_edit(revision: str, reason: str, yes: bool = False) -> None:
@@ -152,14 +142,27 @@ def accept_edit(revision: str, reason: str, yes: bool = False) -> None:
         report = accept(config, revision, reason, confirm=confirmation(yes))
         outcome = (f"edit accepted (journal entry {report.entry_id})" if report.entry_id is not None
                    else "the file matches what was applied")
-        print(f"revision {report.revision}: {outcome}")
+        print_result(f"revision {report.revision}: {outcome}")
 
     run(command)
 
 
 def revision(message: str, autogenerate: bool = False) -> None:
     """Write a new revision file and print its path."""
-    run(lambda config: print(migrations.create_revision(message, autogenerate, config)))
+    def command(config: Config) -> None:
+        from alembic.util import CommandError  # Alembic is imported by create_revision anyway
+
+        try:
+            print_result(migrations.create_revision(message, autogenerate, config))
+        except CommandError as error:
+            if "not up to date" in str(error):
+                raise Refused("the database is behind head, so autogenerate cannot compare it with the models",
+                              "the difference would repeat what the pending revisions already do",
+                              "run `invoke migrate` first, then `invoke revision --autogenerate` again") from None
+            raise ConfigError("the revision could not be written", str(error).rstrip("."),
+                              "see `invoke --help revision`") from None
+
+    run(command)
 
 
 def start(allow_destructive: bool = False, x: Sequence[str] = ()) -> None:
@@ -175,8 +178,8 @@ def review(as_json: bool = False, start: str | None = None) -> None:
     from bot.reports import format_review
 
     def command(config: Config) -> None:
-        report = review_pending(config, start)
-        print(json.dumps(report.as_json(), indent=2) if as_json else format_review(report))
+        report = review_pending(config, revision_target(start, "--from"))
+        print_result(json.dumps(report.as_json(), indent=2) if as_json else format_review(report))
         check_report(report)
 
     run(command)
@@ -202,7 +205,7 @@ def doctor(as_json: bool = False) -> None:
 
     def command(config: Config) -> None:
         findings = diagnose(config)
-        print(render_json(config, findings) if as_json else render_table(config, findings))
+        print_result(render_json(config, findings) if as_json else render_table(config, findings))
         raise_on_failure(findings)
 
     run(command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -12,9 +13,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL
 
+from bot import paths
 from bot.database.urls import database_label, default_database_url, describe_url, normalize_database_url
 from bot.errors import ConfigError
-from bot.paths import ALEMBIC_INI, ENV_FILE, PROJECT_ROOT
+from bot.paths import ALEMBIC_INI, PROJECT_ROOT
 
 TELEGRAM_API_DEFAULT = "https://api.telegram.org"
 ENVIRONMENTS = ("development", "production")
@@ -109,6 +111,7 @@ class Config:
     log_format: str = "json"
     migration_lock_timeout: float = 300.0
     db_wait_timeout: float = 60.0
+    bot_api_wait_timeout: float = 60.0
     migrate_on_start: bool | None = None  # None: follow ENV (production migrates on start)
     webhook_url: str | None = None
     webhook_secret: Secret | None = None
@@ -229,17 +232,60 @@ def mask_token(token: Secret | None) -> str | None:
     return f"{bot_id}:***"
 
 
-def load_env_file(path: Path = ENV_FILE, environ: MutableMapping[str, str] | None = None) -> bool:
-    """Fill missing variables from the project's .env; real environment variables win."""
+def load_env_file(path: Path | None = None, environ: MutableMapping[str, str] | None = None) -> bool:
+    """Fill missing variables from the project's .env; real environment variables win.
+
+    A line python-dotenv cannot parse is a ConfigError naming its number (never its value, which may be a
+    secret), raised after every line it could parse was applied, so LOG_FORMAT and ENV still shape the report.
+    """
     target = os.environ if environ is None else environ
+    path = paths.ENV_FILE if path is None else path
     if not path.is_file():
         return False
-    from dotenv import dotenv_values  # only when there is a file: a start without .env skips the import
+    text = _env_file_text(path)
+    # python-dotenv's own parser: the same statements dotenv_values reads, with the line each one starts on.
+    from dotenv.parser import parse_stream  # only when there is a file: a start without .env skips the import
 
-    for key, value in dotenv_values(path).items():
+    broken = [binding.original for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if broken:
+        for key, value in _parsed_values(text).items():
+            target.setdefault(key, value)
+        first = broken[0]
+        name = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=", first.string)
+        raise ConfigError(f"{path.name} line {first.line} cannot be parsed"
+                          + (f" (the statement that sets {name.group(1)})" if name else ""),
+                          "it is not NAME=value, or a quote in it is never closed",
+                          "quote values holding spaces or '#', and close every quote", line=first.line,
+                          unparsed_lines=[item.line for item in broken])
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(stream=io.StringIO(text)).items():
         if value is not None and key not in target:
             target[key] = value
     return True
+
+
+def _env_file_text(path: Path) -> str:
+    """The .env file as text, or a ConfigError saying why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path.name} cannot be read", error.strerror or type(error).__name__,
+                          f"fix the permissions of {path} for the bot's user, or remove it") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path.name} line {line} is not UTF-8 text", "python-dotenv reads UTF-8 only",
+                          f"save {path.name} as UTF-8", line=line) from None
+
+
+def _parsed_values(text: str) -> dict[str, str]:
+    """The NAME=value statements python-dotenv could parse, as they are (no ${VAR} expansion)."""
+    from dotenv.parser import parse_stream
+
+    return {binding.key: binding.value for binding in parse_stream(io.StringIO(text))
+            if not binding.error and binding.key and binding.value is not None}
 
 
 def load_config(environ: Mapping[str, str] | None = None, *, stderr_is_terminal: bool | None = None) -> Config:
@@ -261,6 +307,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, stderr_is_terminal:
         log_format=_choice(environ, "LOG_FORMAT", LOG_FORMATS, default_format, lower=True),
         migration_lock_timeout=_seconds(environ, "MIGRATION_LOCK_TIMEOUT", 300.0),
         db_wait_timeout=_seconds(environ, "DB_WAIT_TIMEOUT", 60.0),
+        bot_api_wait_timeout=_seconds(environ, "BOT_API_WAIT_TIMEOUT", 60.0),
         migrate_on_start=_flag(environ, "MIGRATE_ON_START", env == "production"),
         webhook_url=webhook_url,
         webhook_secret=_webhook_secret(environ, required=webhook_url is not None),

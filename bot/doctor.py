@@ -16,7 +16,7 @@ BOT_API_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing checked, its verdict (ok, warn, fail, skip) and why."""
+    """One thing checked, its verdict (ok, warn, fail) and why."""
 
     name: str
     verdict: str
@@ -30,7 +30,7 @@ def diagnose(config: Config) -> list[Finding]:
 
 
 def raise_on_failure(findings: list[Finding]) -> None:
-    """Exit 7 when any check failed, so cron and CI can run doctor as a gate."""
+    """Exit 7 when any check failed (anything that would make `invoke start` refuse), so doctor can gate a deploy."""
     failed = [finding.name for finding in findings if finding.verdict == "fail"]
     if failed:
         raise CheckFailed(f"doctor found problems: {', '.join(failed)}", "see the verdicts above",
@@ -74,31 +74,47 @@ def _configuration(config: Config) -> Finding:
         notes.append("no HEALTH_PORT: platforms cannot probe this replica")
     if not config.migrate_on_start and config.is_production:
         notes.append("MIGRATE_ON_START=false: run `invoke migrate` as the release step")
-    if config.bot_token is None:
-        notes.append("no BOT_TOKEN: `invoke start` will refuse")
     detail = f"{config.env}, {config.mode} mode" + (f"; {'; '.join(notes)}" if notes else "")
-    return Finding("configuration", "warn" if config.bot_token is None else "ok", detail)
+    return Finding("configuration", "ok", detail)
 
 
 def _database(config: Config) -> Finding:
-    """Reachable, and where its revision stands against the scripts."""
-    from bot.database import migrations
+    """Reachable, and where its revision stands; fail for whatever would make `invoke start` refuse here."""
+    from bot.database import overview
+    from bot.database.presence import require_existing_database
 
     quick = replace(config, db_wait_timeout=min(config.db_wait_timeout, DATABASE_TIMEOUT))
     try:
-        state = migrations.status(quick)
+        require_existing_database(config.database_url)
+    except ToolkitError as error:
+        if config.migrate_on_start:
+            return Finding("database", "warn", f"{error.what}: `invoke start` creates it and applies every revision")
+        return Finding("database", "fail", error.line())
+    try:
+        found = overview.read_overview(quick)
     except ToolkitError as error:
         return Finding("database", "fail", error.line())
+    state = found.state
     data = {"current": list(state.current), "heads": list(state.heads),
-            "pending": [info.revision for info in state.pending], "unknown": list(state.unknown)}
+            "pending": [info.revision for info in state.pending], "unknown": list(state.unknown),
+            "half_applied": [entry.revision for entry in found.half_applied]}
     if state.unknown:
         return Finding("database", "fail", f"at {', '.join(state.unknown)}, which the revision scripts do not know",
                        data)
     if len(state.heads) > 1:
-        return Finding("database", "warn", f"the scripts have several heads: {', '.join(state.heads)}", data)
+        return Finding("database", "fail", f"the scripts have several heads: {', '.join(state.heads)}; "
+                       "`invoke start` refuses until they are merged", data)
+    if found.half_applied:
+        return Finding("database", "fail", "a revision is half-applied: "
+                       f"{', '.join(str(entry.revision) for entry in found.half_applied)}; `invoke start` refuses "
+                       "until it is repaired (docs/JOURNAL.md)", data)
+    if state.pending and config.migrate_on_start:
+        return Finding("database", "warn", f"reachable; {len(state.pending)} revision(s) pending, "
+                       "which `invoke start` applies (MIGRATE_ON_START)", data)
     if state.pending:
-        return Finding("database", "warn", f"reachable; {len(state.pending)} revision(s) pending: "
-                       "`invoke migrate` (or start with MIGRATE_ON_START=true)", data)
+        why = "development never migrates on start" if not config.is_production else "MIGRATE_ON_START=false"
+        return Finding("database", "fail", f"reachable; {len(state.pending)} revision(s) pending and {why}, so "
+                       "`invoke start` refuses: run `invoke migrate`", data)
     return Finding("database", "ok", f"reachable, at head {', '.join(state.current) or '(no revisions)'}", data)
 
 
@@ -107,7 +123,8 @@ def _bot_api(config: Config) -> list[Finding]:
     from bot.botapi import BotApiError, call
 
     if config.bot_token is None:
-        return [Finding("bot api", "skip", "BOT_TOKEN is not set")]
+        return [Finding("bot api", "fail", "BOT_TOKEN is not set, so `invoke start` refuses (exit 2): set it to the "
+                                           "token from @BotFather")]
     try:
         me = call(config, "getMe", timeout=BOT_API_TIMEOUT)
     except BotApiError as error:

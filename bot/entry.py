@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bot.config import Config, load_config, load_env_file, logging_settings
-from bot.errors import ExitCode, Interrupted, ToolkitError
+from bot.database.urls import written_passwords
+from bot.errors import ConfigError, ExitCode, Interrupted, ToolkitError
 from bot.logs import configure_logging, get_logger, register_secrets
+from bot.output import OutputClosed
 
 T = TypeVar("T")
 log = get_logger("bot.entry")
@@ -19,9 +21,15 @@ log = get_logger("bot.entry")
 
 def prepare(*, log_summary: bool = False) -> Config:
     """Load .env, set up logging before validation (so errors are logged right), then validate."""
-    load_env_file()
+    try:
+        load_env_file()
+        env_file_problem = None
+    except ConfigError as problem:  # raised once logging is set up: a JSON line in production like any error
+        env_file_problem = problem
     terminal = sys.stderr.isatty()
     configure_logging(*logging_settings(os.environ, stderr_is_terminal=terminal))
+    if env_file_problem is not None:
+        raise env_file_problem
     _register_raw_secrets()
     config = load_config(os.environ, stderr_is_terminal=terminal)
     configure_logging(config.log_level, config.log_format)
@@ -33,15 +41,10 @@ def prepare(*, log_summary: bool = False) -> Config:
 
 def _register_raw_secrets() -> None:
     """Redact the raw values too, in case validation fails on them and a message quotes them."""
-    from sqlalchemy.engine import make_url
-
     token = os.environ.get("BOT_TOKEN", "").strip()
     register_secrets([token] if len(token) >= 8 else [])
-    try:
-        password = make_url(os.environ.get("DATABASE_URL", "").strip()).password
-    except Exception:  # noqa: BLE001 - a malformed URL is reported by validation
-        password = None
-    register_secrets([str(password)] if password and len(str(password)) >= 4 else [])
+    passwords = written_passwords(os.environ.get("DATABASE_URL", ""))
+    register_secrets([password for password in passwords if len(password) >= 4])
 
 
 def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
@@ -50,6 +53,8 @@ def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
     try:
         config = prepare(log_summary=log_summary)
         return command(config)
+    except OutputClosed:
+        raise SystemExit(int(ExitCode.OK)) from None
     except Interrupted as stop:
         log.info("stopped", reason=stop.line(), exit_code=int(stop.exit_code))
         raise SystemExit(int(stop.exit_code)) from None

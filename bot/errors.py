@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     REFUSED = 6
     CHECK_FAILED = 7
     INTERRUPTED = 8
+    BOT_API_UNREACHABLE = 9
 
 
 class ToolkitError(Exception):
@@ -81,3 +82,9 @@ class Interrupted(ToolkitError):
     """SIGTERM or SIGINT stopped the command between two safe points."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class BotApiUnreachable(ToolkitError):
+    """The Telegram Bot API did not answer getMe within BOT_API_WAIT_TIMEOUT (or cannot: an unknown host)."""
+
+    exit_code = ExitCode.BOT_API_UNREACHABLE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -19,15 +21,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.engine import URL
-
-from bot.config import SECRET_FILE_VARIABLES, VARIABLES, Config, load_config
-from tests.fake_telegram import FakeTelegram
-
 ROOT = Path(__file__).resolve().parent.parent
+# The suite never writes into the checkout: bytecode (and the fast path's revision manifest, kept beside it) and
+# Hypothesis's files go to a folder outside it, set here before anything of the project is imported.
+SCRATCH = Path(tempfile.gettempdir()) / f"bot-toolkit-tests-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
+sys.pycache_prefix = str(SCRATCH / "pycache")
+
+import pytest  # noqa: E402 - after the bytecode prefix above
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+from prometheus_client.metrics_core import Metric  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from sqlalchemy.engine import URL  # noqa: E402
+
+from bot.config import SECRET_FILE_VARIABLES, VARIABLES, Config, load_config  # noqa: E402
+from tests.fake_telegram import FakeTelegram  # noqa: E402
+
+set_hypothesis_home_dir(SCRATCH / "hypothesis")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user=os.environ.get("TEST_PG_USER", "postgres"), dbname="postgres")
 MARIADB_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="")
@@ -263,3 +272,38 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process tests never see the developer's own toolkit variables."""
     for name in TOOLKIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+def checkout_files() -> set[str] | None:
+    """Every untracked or ignored file in the checkout, as `git status --porcelain --ignored` lists them."""
+    try:
+        listed = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout (an unpacked archive): nothing to compare
+    return {line[3:] for line in listed.splitlines() if line[:2] in ("??", "!!")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Take stock of the checkout before any test runs."""
+    session.config.stash[CHECKOUT_BEFORE] = checkout_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when it left anything new in the checkout (data/, backups/, caches, bytecode...)."""
+    before = session.config.stash.get(CHECKOUT_BEFORE, None)
+    after = checkout_files()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "the test run wrote into the checkout:\n  " + "\n  ".join(new[:50])
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        else:
+            print(message, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+CHECKOUT_BEFORE = pytest.StashKey[set[str] | None]()

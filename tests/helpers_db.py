@@ -20,8 +20,26 @@ from bot.database.urls import sync_url
 from bot.paths import PROJECT_ROOT as ROOT
 
 
-def revision_source(upgrade: str, downgrade: str, *, message: str, revision: str = "0003",
-                    down_revision: str | None = "0002", header: str = "") -> str:
+def shipped_revisions() -> tuple[str, ...]:
+    """The repository's own revision ids, oldest first: tests compare with these, never with a count of them."""
+    from bot.config import Config
+    from bot.database.scripts import alembic_config, load_scripts
+
+    return tuple(reversed([script.revision for script in load_scripts(alembic_config(Config())).walk_revisions()]))
+
+
+def later(steps: int) -> str:
+    """The id of the revision a test adds `steps` places above the shipped head (numbered like `invoke revision`)."""
+    return f"{int(HEAD) + steps:04d}"
+
+
+SHIPPED = shipped_revisions()
+HEAD = SHIPPED[-1]
+NEXT = later(1)
+
+
+def revision_source(upgrade: str, downgrade: str, *, message: str, revision: str = NEXT,
+                    down_revision: str | None = HEAD, header: str = "") -> str:
     """The text of a revision file around the given upgrade()/downgrade() bodies (and extra module lines)."""
     def body(code: str) -> str:
         return textwrap.indent(textwrap.dedent(code).strip(), "    ")
@@ -33,14 +51,14 @@ def revision_source(upgrade: str, downgrade: str, *, message: str, revision: str
 
 
 def revisions_folder(base: Path, *extra: tuple[str, str]) -> Path:
-    """An alembic.ini whose history is the shipped 0001 and 0002 plus (file name, source) extras, for in-process runs.
+    """An alembic.ini whose history is the shipped revisions plus (file name, source) extras, for in-process runs.
 
     The project's env.py and template are used as they are; only the versions folder is this test's own, so
     revisions can be added without touching the checkout (pass the ini as Config.alembic_ini).
     """
     versions = base / "versions"
     versions.mkdir(parents=True)
-    for shipped in sorted((ROOT / "alembic" / "versions").glob("000[12]_*.py")):
+    for shipped in sorted((ROOT / "alembic" / "versions").glob("*.py")):
         (versions / shipped.name).write_text(shipped.read_text())
     for name, source in extra:
         (versions / name).write_text(source)
@@ -50,7 +68,7 @@ def revisions_folder(base: Path, *extra: tuple[str, str]) -> Path:
     return ini
 
 
-def add_revision(project: Path, source: str, name: str = "0003_extra.py") -> None:
+def add_revision(project: Path, source: str, name: str = f"{NEXT}_extra.py") -> None:
     """Put an extra revision file into the project copy."""
     (project / "alembic" / "versions" / name).write_text(source)
 
@@ -62,7 +80,7 @@ BROKEN_REVISION = revision_source("""
 """, 'op.drop_column("users", "nickname")', message="broken on purpose")
 
 
-def add_slow_revision(project: Path, seconds: float, *, revision: str = "0003", down_revision: str = "0002",
+def add_slow_revision(project: Path, seconds: float, *, revision: str = NEXT, down_revision: str = HEAD,
                       column: str = "nickname") -> None:
     """Give a project copy a revision that adds users.<column> and then sleeps (SLOW_REVISION_SECONDS wins)."""
     add_revision(project, revision_source(f"""

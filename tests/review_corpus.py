@@ -1,6 +1,6 @@
 """Revision bodies the production review must let through, and ones it must refuse, with the verdict per database.
 
-Each case becomes revision 0003 on top of the shipped 0001 and 0002. `expect` maps a backend to
+Each case becomes the next revision on top of the shipped ones. `expect` maps a backend to
 APPLIES, a rule id (refused by that rule, nothing changed), FAILS (a failed migration, exit 4), or
 None (the case does not apply to that database).
 """

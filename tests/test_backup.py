@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
@@ -12,14 +15,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from bot import commands
 from bot.config import Config
 from bot.database import journal, migrations
 from bot.database.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
+from bot.database.restore import restore
 from bot.database.safeguards import downgrade_guards, upgrade_guards
 from bot.database.urls import sync_url
 from bot.errors import Refused
-from tests.conftest import MARIADB_ADMIN, clean_env, events_named, plain, run_invoke
-from tests.helpers_db import revision_of
+from tests.conftest import MARIADB_ADMIN, clean_env, events_named, json_lines, plain, run_invoke
+from tests.helpers_db import revision_of, run_task, schema
 
 
 def journal_kinds(url: URL) -> list[tuple[str, str]]:
@@ -36,7 +41,7 @@ def journal_kinds(url: URL) -> list[tuple[str, str]]:
 def test_rollback_writes_a_verified_owner_only_backup(any_url: URL, tmp_path: Path) -> None:
     """Before a rollback each backend's tool writes a 0600 backup named database-revision-time, verified, journaled."""
     config = Config(database_url=any_url, backup_dir=tmp_path / "backups")
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     report = migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
     assert report.after == ("0001",)
     files = list((tmp_path / "backups").iterdir())
@@ -58,7 +63,7 @@ def test_unwritable_backup_dir_changes_nothing(sqlite_url: URL, tmp_path: Path) 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     config = Config(database_url=sqlite_url, backup_dir=blocker / "backups")
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     with pytest.raises(Refused, match="BACKUP_DIR .* cannot be created") as refused:
         migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
     assert refused.value.exit_code == 6 and "--no-backup" in refused.value.line()
@@ -68,7 +73,7 @@ def test_unwritable_backup_dir_changes_nothing(sqlite_url: URL, tmp_path: Path) 
 
 def test_missing_pg_dump_refuses_then_no_backup_goes_on(project: Path, postgres_url: URL, tmp_path: Path) -> None:
     """Without pg_dump on PATH a rollback exits 6 with nothing changed; --no-backup goes on knowingly."""
-    migrations.upgrade(Config(database_url=postgres_url))
+    migrations.upgrade(Config(database_url=postgres_url), to="0002")
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
     env = clean_env(DATABASE_URL=plain(postgres_url), LOG_FORMAT="json", PATH=str(empty_path))
@@ -109,7 +114,7 @@ def test_mariadb_password_never_reaches_logs_or_command_line(mariadb_user_url: U
 
     config = Config(database_url=mariadb_user_url, backup_dir=tmp_path)
     register_secrets(config.secrets())
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     backup = take_backup(config, ("0002",), reason="test")
     verify_backup(backup.path, "mariadb")
     assert "CREATE TABLE `users`" in backup.path.read_text()
@@ -131,7 +136,7 @@ def test_production_migrate_backs_up_only_when_asked(sqlite_url: URL, tmp_path: 
 def test_backup_keep_prunes_oldest_and_free_space_is_checked(sqlite_url: URL, tmp_path: Path) -> None:
     """BACKUP_KEEP keeps the newest N of this database's backups; too little free space refuses first."""
     config = Config(database_url=sqlite_url, backup_dir=tmp_path / "b", backup_keep=2)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     other = tmp_path / "b" / "other.db-0001-20200101T000000Z.sqlite"
     made = [take_backup(config, ("0002",), reason="test").path for _ in range(3)]
     other.write_text("another database's backup")
@@ -140,6 +145,76 @@ def test_backup_keep_prunes_oldest_and_free_space_is_checked(sqlite_url: URL, tm
     assert prune_backups(tmp_path / "b", "bot.db", 0) == [], "0 keeps every backup"
     with pytest.raises(Refused, match="not enough free space"):
         ensure_free_space(tmp_path, 1 << 60)
+
+
+def test_sqlite_backups_are_one_file_each_and_restore_leaves_nothing_beside_them(sqlite_url: URL,
+                                                                              tmp_path: Path) -> None:
+    """With the live file in WAL mode (as the bot leaves it), each backup is one file, restore adds none, and
+    BACKUP_KEEP removes whole backups, leftovers from older versions included."""
+    folder = tmp_path / "b"
+    config = Config(database_url=sqlite_url, backup_dir=folder, backup_keep=2)
+    migrations.upgrade(config, to="0002")
+    with sqlite3.connect(str(sqlite_url.database)) as live:
+        assert live.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    first = take_backup(config, ("0002",), reason="test").path
+    assert sorted(path.name for path in folder.iterdir()) == [first.name]
+    with sqlite3.connect(first) as copy:
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+    restored = restore(config, first, backup_first=True)
+    assert restored.safety_backup is not None
+    assert sorted(path.name for path in folder.iterdir()) == sorted([first.name, restored.safety_backup.name])
+
+    for suffix in ("-shm", "-wal", ".partial-shm", ".partial-wal"):  # what older versions left behind
+        first.with_name(first.name + suffix).write_bytes(b"")
+    third = take_backup(config, ("0002",), reason="test").path
+    assert sorted(path.name for path in folder.iterdir()) == sorted([restored.safety_backup.name, third.name])
+
+
+TRUNCATED_DUMPS = {
+    "pg_dump": "printf 'PGDMP\\001\\016\\000\\004\\010'",
+    "mariadb-dump": "printf -- '-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\\nCREATE TABLE `users` (\\n'",
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_dump_tool_that_writes_a_truncated_dump_is_caught_where_the_backup_is_taken(
+        backend: str, project: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A pg_dump / mariadb-dump that exits 0 after a truncated dump: rollback exits 6 naming the backup unreadable,
+    the schema is unchanged, and no finished or partial backup is left."""
+    url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
+    migrations.upgrade(Config(database_url=url), to="0002")
+    before = schema(url)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    tool = "pg_dump" if backend == "postgresql" else "mariadb-dump"
+    (fake_bin / tool).write_text(f"#!/bin/sh\n{TRUNCATED_DUMPS[tool]}\nexit 0\n")
+    (fake_bin / tool).chmod(0o755)
+    folder = tmp_path / "backups"
+    env = clean_env(DATABASE_URL=plain(url), BACKUP_DIR=str(folder), PATH=f"{fake_bin}:{os.environ['PATH']}")
+    refused = run_invoke(project, "rollback", env=env)
+    assert refused.returncode == 6, refused.stderr
+    error = str(events_named(refused.stderr, "command failed")[0]["error"])
+    assert re.search(r"the backup t_\w+-0002-\d{8}T\d{6}Z\.(dump|sql) is unreadable", error), error
+    assert schema(url) == before and revision_of(url) == "0002"
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_rollback_base_in_development_without_a_terminal_or_yes_changes_nothing(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """rollback-base always asks: with no terminal and no --yes it exits 6, takes no backup, drops nothing."""
+    url: URL = request.getfixturevalue({"sqlite": "sqlite_url", "postgresql": "postgres_url",
+                                        "mariadb": "mariadb_url"}[backend])
+    migrations.upgrade(Config(database_url=url), to="0002")
+    before = schema(url)
+    monkeypatch.setenv("DATABASE_URL", plain(url))
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
+    assert run_task(commands.rollback_base) == 6
+    assert "pass --yes" in str(json_lines(capfd.readouterr().err)[-1]["error"])
+    assert schema(url) == before and revision_of(url) == "0002"
+    assert not (tmp_path / "backups").exists()
 
 
 def test_corrupt_or_truncated_backups_are_rejected(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def journal_rows(url: URL) -> list[tuple[str, str, str | None]]:
 def test_restore_round_trip_with_real_rows(any_url: URL, tmp_path: Path) -> None:
     """Rollback (backup first) loses a column's data; restore brings rows and revision back, journal rows stay."""
     config = Config(database_url=any_url, backup_dir=tmp_path / "backups")
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     execute(any_url, "INSERT INTO users (id, first_name, message_count) VALUES (1, 'Ann', 5), (2, 'Bob', 7)")
     migrations.rollback(config, safeguards=downgrade_guards(config, backup=True))
     assert execute(any_url, "SELECT id, first_name FROM users ORDER BY id") == [(1, "Ann"), (2, "Bob")]
@@ -62,10 +62,10 @@ def test_restore_round_trip_with_real_rows(any_url: URL, tmp_path: Path) -> None
 def test_restore_bad_inputs_change_nothing(sqlite_url: URL, postgres_url: URL, tmp_path: Path) -> None:
     """A missing file, a folder, another backend's backup, a corrupt file or a 'no' leave the database as it was."""
     config = Config(database_url=sqlite_url, backup_dir=tmp_path / "b")
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     execute(sqlite_url, "INSERT INTO users (id, first_name) VALUES (1, 'Ann')")
     pg_config = Config(database_url=postgres_url, backup_dir=tmp_path / "pg")
-    migrations.upgrade(pg_config)
+    migrations.upgrade(pg_config, to="0002")
     pg_backup = take_backup(pg_config, ("0002",), reason="test").path
     corrupt = tmp_path / "bot.db-0002-20260101T000000Z.sqlite"
     corrupt.write_bytes(b"SQLite format 3\x00" + b"\x07" * 600)
@@ -89,7 +89,7 @@ def test_restore_bad_inputs_change_nothing(sqlite_url: URL, postgres_url: URL, t
 def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, mariadb_url: URL, tmp_path: Path) -> None:
     """A table held by a bot session: exit 6, nothing changed. A broken MariaDB dump: exit 4, journal intact."""
     pg = Config(database_url=postgres_url, backup_dir=tmp_path / "pg", ddl_lock_timeout=1.0)
-    migrations.upgrade(pg)
+    migrations.upgrade(pg, to="0002")
     backup = take_backup(pg, ("0002",), reason="test").path
     execute(postgres_url, "INSERT INTO users (id, first_name) VALUES (1, 'Ann')")
     engine = sa.create_engine(sync_url(postgres_url))
@@ -107,7 +107,7 @@ def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, ma
                    for path in (tmp_path / "pg").iterdir()), "refused before the safety backup"
 
     maria = Config(database_url=mariadb_url, backup_dir=tmp_path / "maria", ddl_lock_timeout=1.0)
-    migrations.upgrade(maria)
+    migrations.upgrade(maria, to="0002")
     dump = take_backup(maria, ("0002",), reason="test").path
     engine = sa.create_engine(sync_url(mariadb_url))
     try:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from bot import commands, paths
 from bot.config import Config, Secret, load_config, load_env_file, mask_token
 from bot.errors import ConfigError, ExitCode
 from bot.paths import DEFAULT_SQLITE_FILE, PROJECT_ROOT
+from tests.conftest import clean_env, json_lines, run_invoke
+from tests.helpers_db import run_task
 
 TOKEN = "123456789:AAH1testtokenvalue-abcdefghijklmnop"
 
@@ -138,3 +142,44 @@ def test_env_file_fills_gaps_but_real_variables_win(tmp_path: Path) -> None:
     assert load_env_file(env_file, environ)
     assert environ == {"ENV": "development", "LOG_LEVEL": "DEBUG"}
     assert not load_env_file(tmp_path / "missing.env", environ)
+
+
+@pytest.mark.parametrize(("content", "line", "names"), [
+    ('ENV=production\nBOT_TOKEN="123456789:AAHsecretQXJ\nLOG_LEVEL=INFO\n', 2, "BOT_TOKEN"),
+    ("ENV=production\nLOG_LEVEL=INFO\nthis is not a statement\n", 3, None),
+    ("ENV=production\nA=1\nB='unclosed\nC=2\n", 3, "B"),
+])
+def test_env_file_that_cannot_be_parsed_is_one_json_line_and_exit_2(
+        content: str, line: int, names: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A .env line python-dotenv cannot parse stops the run with exit 2: one JSON line with its number, no value."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(content)
+    monkeypatch.setattr(paths, "ENV_FILE", env_file)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # production's JSON must win over a terminal's console
+    assert run_task(commands.status) == 2
+    err = capfd.readouterr().err
+    events = json_lines(err)  # every line is JSON, python-dotenv's own plain-text warning included
+    assert [event["event"] for event in events] == ["command failed"]
+    assert events[0]["line"] == line and f".env line {line} cannot be parsed" in str(events[0]["error"])
+    assert (f"sets {names}" in str(events[0]["error"])) if names else "sets" not in str(events[0]["error"])
+    assert "QXJ" not in err and "unclosed" not in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_env_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    """A .env saved in another encoding is a ConfigError naming the line, not a UnicodeDecodeError traceback."""
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"ENV=production\nADMIN_IDS=1\nWEBHOOK_SECRET=caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"\.env line 3 is not UTF-8"):
+        load_env_file(env_file, {})
+
+
+def test_env_file_problem_in_a_real_run_is_json_from_the_first_line(project: Path) -> None:
+    """`invoke status` with a broken .env in production prints only JSON on stderr and exits 2."""
+    (project / ".env").write_text('ENV=production\nDATABASE_URL="sqlite:///data/x.db\n')
+    result = run_invoke(project, "status", env=clean_env())
+    assert result.returncode == 2, result.stderr
+    events = json_lines(result.stderr)
+    assert len(events) == 1 and events[0]["line"] == 2 and "DATABASE_URL" in str(events[0]["error"])
+    assert not (project / "data").exists()

@@ -33,7 +33,7 @@ def run_on_terminal(project: Path, *args: str, env: dict[str, str], typed: str) 
 def test_production_downgrades_refused_without_terminal(project: Path, sqlite_url: URL) -> None:
     """rollback, rollback-base, stamp, restore in production, no terminal, no --yes: exit 6, nothing changed."""
     env = clean_env(DATABASE_URL=plain(sqlite_url), ENV="production", LOG_FORMAT="json")
-    migrations.upgrade(Config(database_url=sqlite_url))
+    migrations.upgrade(Config(database_url=sqlite_url), to="0002")
     backup = take_backup(Config(database_url=sqlite_url, backup_dir=project / "saved"), ("0002",), reason="test")
     for args in (["rollback"], ["rollback-base"], ["stamp", "--to", "0001"], ["restore", str(backup.path)]):
         result = run_invoke(project, *args, env=env)
@@ -47,7 +47,7 @@ def test_production_downgrades_refused_without_terminal(project: Path, sqlite_ur
 def test_wrong_name_typed_on_terminal_changes_nothing(project: Path, postgres_url: URL) -> None:
     """The prompt names host/database, current revision, target and each revision undone; a wrong name exits 6."""
     env = clean_env(DATABASE_URL=plain(postgres_url), ENV="production", LOG_FORMAT="json")
-    migrations.upgrade(Config(database_url=postgres_url))
+    migrations.upgrade(Config(database_url=postgres_url), to="0002")
     code, stderr = run_on_terminal(project, "rollback", "--steps", "2", env=env, typed="production\n")
     assert code == 6, stderr
     assert f"About to downgrade 127.0.0.1:5432/{postgres_url.database} (database {postgres_url.database})" in stderr
@@ -62,7 +62,7 @@ def test_wrong_name_typed_on_terminal_changes_nothing(project: Path, postgres_ur
 def test_right_name_typed_rolls_back_after_backup(project: Path, sqlite_url: URL) -> None:
     """In development rollback-base still asks; typing the name goes on after a backup, which restores."""
     env = clean_env(DATABASE_URL=plain(sqlite_url), LOG_FORMAT="json")
-    migrations.upgrade(Config(database_url=sqlite_url))
+    migrations.upgrade(Config(database_url=sqlite_url), to="0002")
     code, stderr = run_on_terminal(project, "rollback-base", env=env, typed="bot.db\n")
     assert code == 0, stderr
     assert "Type the database name (bot.db) to confirm:" in stderr

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 from bot import commands
 from bot.database.waiting import is_transient
 from tests.conftest import TOKEN, clean_env, events_named, free_port, json_lines, plain, run_invoke
-from tests.helpers_db import EventStream, run_task, spawn, versions
+from tests.helpers_db import HEAD, EventStream, run_task, spawn, versions
 
 PASSWORD = "Sup3r-s3cret-pw"
 
@@ -118,7 +118,7 @@ def test_database_that_comes_up_during_the_wait_is_used(backend: str, request: p
     assert code == 0, stderr[-2000:]
     waits = events_named(stderr, "waiting for database")
     assert waits and events_named(stderr, "migrations complete")
-    assert versions(url) == ["0002"]
+    assert versions(url) == [HEAD]
 
 
 @pytest.mark.parametrize(("backend", "break_url", "why"), [
@@ -144,6 +144,21 @@ def test_wrong_credentials_or_database_fail_at_once_with_exit_3(
     final = json_lines(stderr)[-1]
     assert why in str(final["error"]) and str(broken.database) in str(final["error"])
     assert "wrong-password" not in stderr
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mariadb"])
+def test_host_name_that_does_not_resolve_exits_3_at_once(scheme: str, monkeypatch: pytest.MonkeyPatch,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """A mistyped host (no such DNS name) exits 3 at once naming the host, instead of waiting out DB_WAIT_TIMEOUT."""
+    started = time.monotonic()
+    with task_environment(monkeypatch, DATABASE_URL=f"{scheme}://root@locahost.invalid/appdb", DB_WAIT_TIMEOUT="60"):
+        code = run_task(commands.status)
+    elapsed = time.monotonic() - started
+    stderr = capfd.readouterr().err
+    assert code == 3, stderr[-2000:]
+    assert elapsed < 15  # vs. the 60 s wait
+    assert not events_named(stderr, "waiting for database")
+    assert "host 'locahost.invalid' does not resolve" in str(json_lines(stderr)[-1]["error"])
 
 
 def test_start_waits_for_the_database_too(monkeypatch: pytest.MonkeyPatch,
@@ -176,6 +191,12 @@ def test_sigterm_while_waiting_for_the_database_exits_promptly(project: Path) ->
     assert events_named(stream.stderr(), "stopped")
 
 
+def caused_by(error: Exception, cause: BaseException) -> Exception:
+    """A driver error raised from a lower-level one, as aiomysql raises its 2003 from the resolver's gaierror."""
+    error.__cause__ = cause
+    return error
+
+
 @pytest.mark.parametrize(("error", "transient"), [
     (psycopg.OperationalError('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  the database '
                               "system is starting up"), True),
@@ -191,6 +212,15 @@ def test_sigterm_while_waiting_for_the_database_exits_promptly(project: Path) ->
      False),
     (pymysql.err.OperationalError(1044, "Access denied for user 'bot'@'%' to database 'app'"), False),
     (TimeoutError(), True),
+    (psycopg.OperationalError('could not translate host name "db" to address: Temporary failure in name resolution'),
+     True),
+    (psycopg.OperationalError('could not translate host name "locahost" to address: Name or service not known'),
+     False),
+    (psycopg.OperationalError("failed to resolve host 'locahost': [Errno -2] Name or service not known"), False),
+    (caused_by(pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'db'"),
+               socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")), True),
+    (caused_by(pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'locahost'"),
+               socket.gaierror(socket.EAI_NONAME, "Name or service not known")), False),
 ], ids=lambda value: str(value)[:40] if not isinstance(value, bool) else str(value))
 def test_error_classification_for_states_this_machine_cannot_produce(error: Exception, transient: bool) -> None:
     """Starting-up, overloaded and DNS-not-yet states are retried; credentials, pg_hba and TLS failures are not."""

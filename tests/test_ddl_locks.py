@@ -37,7 +37,7 @@ def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytes
             blocker.execute(sa.text("SELECT count(*) FROM users"))  # holds a shared lock until rollback
             started = time.monotonic()
             with pytest.raises(MigrationFailed) as failed:
-                migrations.upgrade(config)
+                migrations.upgrade(config, to="0002")
             waited = time.monotonic() - started
             assert blocker.execute(sa.text("SELECT count(*) FROM users")).scalar() == 0, "the reader was not hurt"
             blocker.rollback()
@@ -56,7 +56,7 @@ def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytes
     finally:
         engine.dispose()
     # MariaDB commits DDL as it goes, but the step's first statement timed out: nothing ran, nothing to stamp.
-    assert migrations.upgrade(config).after == ("0002",), "nothing was half-done: the next run simply works"
+    assert migrations.upgrade(config, to="0002").after == ("0002",), "nothing was half-done: the next run simply works"
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
@@ -94,7 +94,7 @@ def test_statement_timeout_bounds_a_step_on_postgres(postgres_url: URL) -> None:
             blocker.execute(sa.text("SELECT count(*) FROM users"))
             started = time.monotonic()
             with pytest.raises(MigrationFailed, match="longer than DDL_STATEMENT_TIMEOUT"):
-                migrations.upgrade(config)
+                migrations.upgrade(config, to="0002")
             assert time.monotonic() - started < 6
             blocker.rollback()
     finally:

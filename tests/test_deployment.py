@@ -79,7 +79,7 @@ def test_dockerfile_is_non_root_ships_db_clients_and_precompiles(tmp_path: Path)
 
 def test_recipes_only_run_tasks_that_exist(tmp_path: Path) -> None:
     """Every `invoke NAME` in the recipes and docs/DEPLOYMENT.md is a task `invoke --list` shows."""
-    listing = run_invoke(ROOT, "--list", env=clean_env(), cwd=tmp_path)
+    listing = run_invoke(ROOT, "--list", env=clean_env(PYTHONPYCACHEPREFIX=str(tmp_path / "pycache")), cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     tasks = set(re.findall(r"^\s{2}([a-z][a-z-]*)\s", listing.stdout, flags=re.MULTILINE))
     files = [ROOT / "Procfile", ROOT / "railway.json", ROOT / "Dockerfile", UNIT, ROOT / "docs" / "DEPLOYMENT.md",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
 
+from bot import commands
 from bot.config import load_config
 from bot.doctor import diagnose, raise_on_failure, render_table
 from bot.errors import CheckFailed
 from tests.conftest import TOKEN, clean_env, plain, run_invoke
 from tests.fake_telegram import FakeTelegram
+from tests.helpers_db import run_task
 
 
 def test_doctor_json_reports_config_database_and_bot_api(project: Path, telegram: FakeTelegram) -> None:
@@ -20,6 +23,7 @@ def test_doctor_json_reports_config_database_and_bot_api(project: Path, telegram
     telegram.webhooks[TOKEN] = {"url": "https://old.example.com/hook"}
     env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url, ADMIN_IDS="11,22",
                     WEBHOOK_SECRET="never-printed-secret")
+    assert run_invoke(project, "migrate", "--to", "0001", env=env).returncode == 0
     result = run_invoke(project, "doctor", "--json", env=env)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -27,7 +31,7 @@ def test_doctor_json_reports_config_database_and_bot_api(project: Path, telegram
     assert document["ok"] is True
     assert document["configuration"]["bot_token"] == "123456789:***"
     assert document["configuration"]["admin_ids"] == 2 and document["configuration"]["migrate_on_start"] is True
-    assert checks["database"]["verdict"] == "warn" and checks["database"]["data"]["pending"] == ["0001", "0002"]
+    assert checks["database"]["verdict"] == "warn" and checks["database"]["data"]["pending"][0] == "0002"
     assert checks["bot api"]["verdict"] == "ok" and checks["bot api"]["data"]["username"] == "test_bot"
     assert checks["webhook"]["verdict"] == "warn" and "old.example.com" in checks["webhook"]["detail"]
     for secret in (TOKEN.split(":")[1], "never-printed-secret"):
@@ -48,16 +52,43 @@ def test_doctor_fails_on_a_rejected_token_and_an_unreachable_database(telegram: 
         raise_on_failure(list(findings.values()))
 
 
-def test_doctor_is_ok_at_head_without_a_token(sqlite_url: URL) -> None:
-    """A migrated database is ok; with no BOT_TOKEN the Bot API check is skipped, not failed."""
+def test_doctor_is_ok_at_head_and_fails_without_a_token(sqlite_url: URL, telegram: FakeTelegram) -> None:
+    """A migrated database with a working token is all ok; without BOT_TOKEN start would refuse, so doctor fails."""
     from bot.database.migrations import upgrade
 
-    config = load_config({"DATABASE_URL": plain(sqlite_url)})
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
     upgrade(config)
     findings = {finding.name: finding for finding in diagnose(config)}
-    assert findings["database"].verdict == "ok" and "0002" in findings["database"].detail
-    assert findings["bot api"].verdict == "skip"
+    assert findings["database"].verdict == "ok" and "at head" in findings["database"].detail
+    assert findings["bot api"].verdict == "ok"
     raise_on_failure(list(findings.values()))
+    without_token = {finding.name: finding for finding in diagnose(replace(config, bot_token=None))}
+    assert without_token["bot api"].verdict == "fail" and "BOT_TOKEN is not set" in without_token["bot api"].detail
+    with pytest.raises(CheckFailed, match="bot api"):
+        raise_on_failure(list(without_token.values()))
+
+
+@pytest.mark.parametrize(("variables", "code", "verdict"), [
+    ({"ENV": "production", "BOT_TOKEN": ""}, 7, {"bot api": "fail", "database": "warn"}),
+    ({"ENV": "development"}, 7, {"bot api": "ok", "database": "fail"}),
+    ({"ENV": "production", "MIGRATE_ON_START": "false"}, 7, {"bot api": "ok", "database": "fail"}),
+    ({"ENV": "production"}, 0, {"bot api": "ok", "database": "warn"}),
+], ids=["production-without-token", "development-pending", "release-step-pending", "production-migrates"])
+def test_doctor_exits_7_exactly_when_start_would_refuse(
+        variables: dict[str, str], code: int, verdict: dict[str, str], sqlite_url: URL, telegram: FakeTelegram,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing token, or pending revisions that start will not apply, fail the gate (exit 7); otherwise exit 0."""
+    from bot.database.migrations import upgrade
+
+    upgrade(load_config({"DATABASE_URL": plain(sqlite_url)}), to="0001")
+    environment = {"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                   **variables}
+    for name, value in environment.items():
+        if value:
+            monkeypatch.setenv(name, value)
+    assert run_task(lambda: commands.doctor(as_json=True)) == code
+    checks = {check["name"]: check["verdict"] for check in json.loads(capsys.readouterr().out)["checks"]}
+    assert {name: checks[name] for name in verdict} == verdict
 
 
 class ConnectProxy:

@@ -30,7 +30,7 @@ def execute(url: URL, *statements: str) -> None:
 def test_no_drift_at_head_with_the_journal_present(sqlite_url: URL) -> None:
     """At head the check passes although alembic_version and the journal tables exist."""
     config = Config(database_url=sqlite_url)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     engine = sa.create_engine(sync_url(sqlite_url))
     assert journal.JOURNAL_TABLE in sa.inspect(engine).get_table_names()
     engine.dispose()
@@ -58,7 +58,7 @@ def test_drift_lists_tables_columns_and_types(backend: str, request: pytest.Fixt
     """A stray table, a dropped column and a changed type are each named; CheckFailed is exit 7."""
     url: URL = request.getfixturevalue("postgres_url" if backend == "postgresql" else "mariadb_url")
     config = Config(database_url=url)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     retype = ("ALTER TABLE users ALTER COLUMN username TYPE VARCHAR(10)" if backend == "postgresql"
               else "ALTER TABLE users MODIFY username VARCHAR(10)")
     execute(url, "CREATE TABLE stray (id INTEGER PRIMARY KEY)", "ALTER TABLE users DROP COLUMN last_seen_at", retype)

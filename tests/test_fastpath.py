@@ -217,7 +217,8 @@ def test_server_backends_through_the_sync_driver(tmp_path: Path, backend: str, r
 
 def test_noop_migrate_and_start_check_never_import_alembic(project: Path, tmp_path: Path) -> None:
     """Right after a real migrate, the start check and `invoke migrate` at head load neither Alembic nor asyncio."""
-    env = clean_env(DATABASE_URL=plain(URL.create("sqlite", database=str(tmp_path / "bot.db"))), LOG_FORMAT="json")
+    env = clean_env(DATABASE_URL=plain(URL.create("sqlite", database=str(tmp_path / "bot.db"))), LOG_FORMAT="json",
+                    PYTHONPYCACHEPREFIX=str(sys.pycache_prefix))  # where this process looks for the manifest too
     assert run_invoke(project, "migrate", env=env).returncode == 0
     assert fastpath.read_manifest(fastpath.manifest_path(project / "alembic.ini")) is not None
     probe = ("import sys; from bot.entry import run; from bot.database.migrations import run_migrations_if_needed;"

@@ -13,9 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import URL
 
 from bot.health import Check, RuntimeState, add_health_routes
-from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, http_json, plain
+from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.fake_telegram import FakeTelegram
-from tests.test_leader import Replica, wait_until
+from tests.helpers_db import HEAD
+from tests.test_leader import Replica, http_json, wait_until
 
 
 def test_readyz_follows_the_role_and_livez_never_asks_the_database() -> None:
@@ -94,7 +95,7 @@ def test_health_endpoints_of_a_real_start(project: Path, postgres_url: URL, tele
             return body if status == 200 else None
 
         body = wait_until(ready, 40, "/readyz to answer 200")
-        assert body["role"] == "leader" and body["revision"] == "0002" and body["mode"] == "polling"
+        assert body["role"] == "leader" and body["revision"] == HEAD and body["mode"] == "polling"
         names = [event["event"] for event in replica.events]
         assert names.index("migrations complete") < names.index("listening") < names.index("polling started")
 

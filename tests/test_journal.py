@@ -24,8 +24,8 @@ from bot.database.scripts import TOOLKIT_TABLES, context_options, include_name
 from bot.database.urls import sync_url
 from bot.errors import Refused
 from tests.conftest import events_named, plain
+from tests.helpers_db import HEAD, SHIPPED, run_task
 from tests.helpers_db import query as execute
-from tests.helpers_db import run_task
 
 
 def config_for(url: URL, env: str = "production") -> Config:
@@ -57,7 +57,7 @@ def tables(engine: sa.Engine) -> set[str]:
 def test_steps_are_journaled_and_rollback_base_keeps_the_journal(any_url: URL, sync_engine: sa.Engine) -> None:
     """Migrate, roll back one, roll back to base: one row per step with every field, and the journal survives."""
     config = config_for(any_url)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     migrations.rollback(config, steps=1)
     migrations.rollback_to_base(config)
 
@@ -81,19 +81,22 @@ def test_steps_are_journaled_and_rollback_base_keeps_the_journal(any_url: URL, s
 
     seen = overview.read_overview(config)
     document = overview.history_document(seen)
-    assert [(r["revision"], r["status"]) for r in document["revisions"]] == [("0002", "pending"), ("0001", "pending")]
-    assert document["revisions"][1]["last_applied"]["finished_at"].endswith("Z")
+    assert [(r["revision"], r["status"]) for r in document["revisions"]] == [(rev, "pending") for rev in SHIPPED[::-1]]
+    assert document["revisions"][-1]["last_applied"]["finished_at"].endswith("Z")
     assert {record["status"] for record in document["revisions"]} <= set(overview.WORDS)
     status = overview.status_document(seen)
-    assert status["current"] == [] and [p["revision"] for p in status["pending"]] == ["0001", "0002"]
+    assert status["current"] == [] and [p["revision"] for p in status["pending"]] == list(SHIPPED)
     assert status["last_entry"]["direction"] == "downgrade" and status["half_applied"] is False
 
 
 def test_status_and_history_commands_print_json_and_check_exits_7(
-        sqlite_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        sqlite_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`status --json --check` exits 7 while pending, 0 at head; `history --json` parses; progress is estimated."""
     monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.setenv("LOG_FORMAT", "json")
+    Path(str(sqlite_url.database)).parent.mkdir()
+    sqlite3.connect(str(sqlite_url.database)).close()  # an empty database: status only reads
     with pytest.raises(SystemExit) as stopped:
         commands.status(as_json=True, check=True)
     assert stopped.value.code == 7
@@ -107,14 +110,15 @@ def test_status_and_history_commands_print_json_and_check_exits_7(
     capsys.readouterr()
     commands.migrate()
     first = events_named(capsys.readouterr().err, "migration applied")[0]
-    assert first["position"] == "1/2" and first["remaining_estimate"] == "journal" and first["remaining_ms"] > 0
+    assert first["position"] == f"1/{len(SHIPPED)}" and first["remaining_estimate"] == "journal"
+    assert first["remaining_ms"] > 0
 
     commands.status(as_json=True, check=True)
     status = json.loads(capsys.readouterr().out)
     assert status["at_head"] is True and status["journal_schema_version"] == journal.SCHEMA_VERSION
     commands.history(limit=1, as_json=True)
     history = json.loads(capsys.readouterr().out)
-    assert [r["revision"] for r in history["revisions"]] == ["0002"]
+    assert [r["revision"] for r in history["revisions"]] == [HEAD]
     assert history["revisions"][0]["status"] == "applied"
     assert history["revisions"][0]["last_applied"]["os_user"]
     commands.history()
@@ -125,7 +129,7 @@ def test_status_and_history_commands_print_json_and_check_exits_7(
 def test_unknown_database_revision_is_refused(any_url: URL, sync_engine: sa.Engine) -> None:
     """A database at a revision the scripts do not know: migrate and rollback refuse, status names it."""
     config = config_for(any_url)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     with sync_engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
     for attempt in (lambda: migrations.upgrade(config), lambda: migrations.rollback(config, steps=1)):
@@ -139,7 +143,7 @@ def test_unknown_database_revision_is_refused(any_url: URL, sync_engine: sa.Engi
 def test_journal_schema_is_versioned(sqlite_url: URL, sync_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """An older journal is upgraded in place without looking like drift; a newer one makes every migration refuse."""
     config = config_for(sqlite_url)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
 
     def add_ticket(connection: sa.Connection) -> None:
         connection.exec_driver_sql("ALTER TABLE toolkit_journal ADD COLUMN ticket VARCHAR(32)")
@@ -151,7 +155,7 @@ def test_journal_schema_is_versioned(sqlite_url: URL, sync_engine: sa.Engine, mo
         assert journal.schema_version(connection) == 2
     assert "ticket" in {column["name"] for column in sa.inspect(sync_engine).get_columns("toolkit_journal")}
 
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     with sync_engine.connect() as connection:  # autogenerate sees no drift with the journal present
         context = MigrationContext.configure(connection, opts=context_options("sqlite", online=True))
         assert compare_metadata(context, Base.metadata) == []
@@ -164,7 +168,7 @@ def test_journal_schema_is_versioned(sqlite_url: URL, sync_engine: sa.Engine, mo
 
 def test_unfinished_query_and_events_api(sqlite_url: URL, sync_engine: sa.Engine) -> None:
     """record_event writes non-step entries; unfinished() runs on a DB-API and a Core connection alike."""
-    migrations.upgrade(config_for(sqlite_url))
+    migrations.upgrade(config_for(sqlite_url), to="0002")
     who = journal.origin("production")
     with sync_engine.connect() as connection:
         event_id = journal.record_event(connection, "backup", who=who, description="before migrate",
@@ -218,7 +222,7 @@ def test_step_rows_commit_in_the_steps_own_transaction(any_url: URL, sync_engine
     sa.event.listen(sa.Engine, "before_cursor_execute", written)
     sa.event.listen(sa.Engine, "commit", committed)
     try:
-        migrations.upgrade(config_for(any_url))
+        migrations.upgrade(config_for(any_url), to="0002")
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", written)
         sa.event.remove(sa.Engine, "commit", committed)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from bot.database import journal
 from bot.database.urls import sync_url
 from tests.conftest import TOKEN, clean_env, events_named, plain, run_invoke
-from tests.helpers_db import add_revision, revision_source
+from tests.helpers_db import HEAD, NEXT, add_revision, revision_source
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def tables(engine: sa.Engine) -> set[str]:
 
 
 def start_killed_midway(project: Path, env: dict[str, str], while_paused: Callable[[], None] = lambda: None) -> None:
-    """Run `invoke migrate`, wait until 0003 is inside its pause, call `while_paused`, then kill -9 the process."""
+    """Run `invoke migrate`, wait until the added revision pauses, call `while_paused`, then kill -9 the process."""
     (project / "SLOW").write_text("yes")
     process = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(project), "migrate"],
                                cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,7 +109,7 @@ def test_kill_mid_revision_on_mariadb_is_half_applied_and_stamp_is_the_way_out(
 
     def holder_is_alive() -> None:
         status = json.loads(run_invoke(project, "status", "--json", env=env).stdout)
-        assert status["half_applied"] is False and status["in_progress"][0]["revision"] == "0003"
+        assert status["half_applied"] is False and status["in_progress"][0]["revision"] == NEXT
         waiting = run_invoke(project, "migrate", env={**env, "MIGRATION_LOCK_TIMEOUT": "0.5"})
         assert waiting.returncode == 5, waiting.stderr
 
@@ -119,22 +119,22 @@ def test_kill_mid_revision_on_mariadb_is_half_applied_and_stamp_is_the_way_out(
     for args in (("start",), ("migrate",), ("rollback", "--yes")):
         refused = run_invoke(project, *args, env=env)
         assert refused.returncode == 6, (args, refused.stderr)
-        assert "revision 0003 (slow change) is half-applied" in refused.stderr
-        assert "invoke stamp --to 0003" in refused.stderr and "invoke stamp --to 0002" in refused.stderr
+        assert f"revision {NEXT} (slow change) is half-applied" in refused.stderr
+        assert f"invoke stamp --to {NEXT}" in refused.stderr and f"invoke stamp --to {HEAD}" in refused.stderr
     development = run_invoke(project, "start", env={**env, "ENV": "development"})
-    assert development.returncode == 6 and "0003 (slow change) is half-applied" in development.stderr
+    assert development.returncode == 6 and f"{NEXT} (slow change) is half-applied" in development.stderr
     status = run_invoke(project, "status", "--json", "--check", env=env)
     assert status.returncode == 7
     document = json.loads(status.stdout)
-    assert document["half_applied"] is True and document["half_applied_entries"][0]["revision"] == "0003"
+    assert document["half_applied"] is True and document["half_applied_entries"][0]["revision"] == NEXT
     history = json.loads(run_invoke(project, "history", "--json", env=env).stdout)
     assert history["revisions"][0]["status"] == "half-applied"
 
-    with engine.begin() as connection:  # the manual repair: undo what 0003 did
+    with engine.begin() as connection:  # the manual repair: undo what the added revision did
         connection.exec_driver_sql("DROP TABLE notes")
-    unconfirmed = run_invoke(project, "stamp", "--to", "0002", env=env)
+    unconfirmed = run_invoke(project, "stamp", "--to", HEAD, env=env)
     assert unconfirmed.returncode == 6 and "needs confirmation" in unconfirmed.stderr
-    stamped = run_invoke(project, "stamp", "--to", "0002", "--yes", env=env)
+    stamped = run_invoke(project, "stamp", "--to", HEAD, "--yes", env=env)
     assert stamped.returncode == 0, stamped.stderr
     migrated = run_invoke(project, "migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
@@ -143,9 +143,9 @@ def test_kill_mid_revision_on_mariadb_is_half_applied_and_stamp_is_the_way_out(
     found = steps(engine)
     half = next(entry for entry in found if entry.status == "half-applied")
     stamp = next(entry for entry in found if entry.kind == "stamp")
-    assert (half.revision, half.transactional, half.resolved_by) == ("0003", False, stamp.id)
-    assert (stamp.from_revision, stamp.to_revision) == ("0002", "0002")
-    assert (found[-1].revision, found[-1].status) == ("0003", "applied")
+    assert (half.revision, half.transactional, half.resolved_by) == (NEXT, False, stamp.id)
+    assert (stamp.from_revision, stamp.to_revision) == (HEAD, HEAD)
+    assert (found[-1].revision, found[-1].status) == (NEXT, "applied")
 
 
 @pytest.mark.parametrize("url_fixture", ["postgres_url", "sqlite_url"])
@@ -159,7 +159,7 @@ def test_kill_mid_revision_in_a_transaction_is_aborted_and_next_start_completes(
     def readable_while_running() -> None:  # SQLite: a reader beside the step, never "database is locked"
         status = run_invoke(project, "status", "--json", env=env)
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["in_progress"][0]["revision"] == "0003"
+        assert json.loads(status.stdout)["in_progress"][0]["revision"] == NEXT
 
     start_killed_midway(project, env, readable_while_running)
     history = json.loads(run_invoke(project, "history", "--json", env=env).stdout)
@@ -181,13 +181,13 @@ def test_kill_mid_revision_in_a_transaction_is_aborted_and_next_start_completes(
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
         assert {"notes", "tags"} <= tables(engine)
-        found = [(entry.revision, entry.status) for entry in steps(engine) if entry.revision == "0003"]
-        assert found == [("0003", "aborted"), ("0003", "applied")]
+        found = [(entry.revision, entry.status) for entry in steps(engine) if entry.revision == NEXT]
+        assert found == [(NEXT, "aborted"), (NEXT, "applied")]
         aborted = next(entry for entry in steps(engine) if entry.status == "aborted")
         assert aborted.transactional is True and "rolled it back" in (aborted.error or "")
         with engine.connect() as connection:
             runs = list(reversed(journal.entries(connection, kinds=("run",))))
-        assert [(run.status, run.to_revision) for run in runs] == [("aborted", "0003"), ("ok", "0003")]
+        assert [(run.status, run.to_revision) for run in runs] == [("aborted", NEXT), ("ok", NEXT)]
         assert runs[0].pid == aborted.pid != runs[1].pid
     finally:
         engine.dispose()
@@ -206,7 +206,7 @@ def test_failing_revision_is_journaled(project: Path, url_fixture: str, autocomm
     failed = run_invoke(project, "migrate", env=env)
     assert failed.returncode == 4, failed.stderr
     entry = steps(engine)[-1]
-    assert (entry.revision, entry.direction, entry.success) == ("0003", "upgrade", False)
+    assert (entry.revision, entry.direction, entry.success) == (NEXT, "upgrade", False)
     assert entry.error and "boom" in entry.error and "hunter2" not in entry.error and "s3cr3tpw" not in entry.error
     assert entry.finished_at is not None and entry.duration_ms is not None
     half = backend == "mariadb" or autocommit
@@ -217,9 +217,10 @@ def test_failing_revision_is_journaled(project: Path, url_fixture: str, autocomm
     again = run_invoke(project, "migrate", env=env)
     assert again.returncode == (6 if half else 4), again.stderr
     if half:
-        assert "0003 (failing change) is half-applied" in again.stderr and "failed (RuntimeError: boom" in again.stderr
+        assert f"{NEXT} (failing change) is half-applied" in again.stderr
+        assert "failed (RuntimeError: boom" in again.stderr
     status = json.loads(run_invoke(project, "status", "--json", env=env).stdout)
-    assert status["half_applied"] is half and status["current"] == ["0002"]
+    assert status["half_applied"] is half and status["current"] == [HEAD]
     history = json.loads(run_invoke(project, "history", "--json", env=env).stdout)
     assert history["revisions"][0]["status"] == ("half-applied" if half else "failed")
 
@@ -238,25 +239,25 @@ def test_step_failing_at_its_commit_is_journaled_failed(project: Path, postgres_
     add_revision(project, FAILS_AT_COMMIT)
     failed = run_invoke(project, "migrate", env=environment(postgres_url))
     assert failed.returncode == 4, failed.stderr
-    assert "0003 (fails at commit) failed" in failed.stderr and "rolled back as a whole" in failed.stderr
+    assert f"{NEXT} (fails at commit) failed" in failed.stderr and "rolled back as a whole" in failed.stderr
     entry = steps(engine)[-1]
-    assert (entry.revision, entry.status, entry.success, entry.transactional) == ("0003", "failed", False, True)
+    assert (entry.revision, entry.status, entry.success, entry.transactional) == (NEXT, "failed", False, True)
     assert entry.error and "ForeignKeyViolation" in entry.error
     assert {"notes", "tags"}.isdisjoint(tables(engine))
     with engine.connect() as connection:
         run = journal.entries(connection, kinds=("run",))[0]
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
-    assert (run.status, run.to_revision) == ("failed", "0003")
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    assert (run.status, run.to_revision) == ("failed", NEXT)
 
 
 def test_several_heads_refused_before_any_change(project: Path, sqlite_url: URL, engine: sa.Engine) -> None:
     """Two heads in the scripts: migrate refuses (6) naming both, nothing runs, status --check exits 7."""
     add_revision(project, revision_source(SLOW_UPGRADE, DROP_BOTH, message="slow change", down_revision="0001",
-                                          header=SLOW_REVISION_HEADER), "0003_branch.py")
+                                          header=SLOW_REVISION_HEADER), f"{NEXT}_branch.py")
     env = environment(sqlite_url)
     refused = run_invoke(project, "migrate", env=env)
     assert refused.returncode == 6
-    assert "several heads: " in refused.stderr and "0002" in refused.stderr and "0003" in refused.stderr
+    assert "several heads: " in refused.stderr and HEAD in refused.stderr and NEXT in refused.stderr
     assert "alembic merge" in refused.stderr
     assert "users" not in tables(engine)
     checked = run_invoke(project, "status", "--check", env=env)

@@ -21,6 +21,7 @@ from bot.health import RuntimeState
 from bot.telegram.leader import LeaderElection
 from tests.conftest import PG_ADMIN, TOKEN, clean_env, http_json, metric_value, plain, scrape_metrics
 from tests.fake_telegram import FakeTelegram
+from tests.helpers_db import HEAD
 
 Lead = Callable[[asyncio.Event, bool], Awaitable[None]]
 
@@ -170,7 +171,7 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
         status, body = http_json(f"http://127.0.0.1:{ports[standby]}/readyz")
         assert status == 200 and body["role"] == "standby" and body["checks"]["role"]["ok"] is True, body
         status, body = http_json(f"http://127.0.0.1:{ports[leader]}/readyz")
-        assert status == 200 and body["role"] == "leader" and body["revision"] == "0002", body
+        assert status == 200 and body["role"] == "leader" and body["revision"] == HEAD, body
         standing = scrape_metrics(f"http://127.0.0.1:{ports[standby]}/metrics")
         assert metric_value(standing, "bot_leader") == 0 and metric_value(standing, "bot_role", role="standby") == 1
         starts = wait_until(lambda: [c for c in telegram.calls_to("sendMessage", TOKEN)

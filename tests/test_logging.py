@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL
 
 from bot.logs import configure_logging, get_logger, register_secrets
 from tests.conftest import TOKEN, clean_env, events_named, json_lines, plain, run_invoke
+from tests.helpers_db import SHIPPED
 
 PASSWORD = "s3cr%t@p/w:rd"
 
@@ -27,7 +28,8 @@ def test_production_migrate_logs_only_json_without_secrets(project: Path, postgr
         assert {"timestamp", "level", "logger", "event"} <= set(event)
         assert str(event["timestamp"]).endswith("Z")
     applied = events_named(result.stderr, "migration applied")
-    assert [(e["revision"], e["position"]) for e in applied] == [("0001", "1/2"), ("0002", "2/2")]
+    assert [(e["revision"], e["position"]) for e in applied] == [
+        (revision, f"{number}/{len(SHIPPED)}") for number, revision in enumerate(SHIPPED, start=1)]
     assert all(isinstance(e["duration_ms"], float) for e in applied)
     for secret in (PASSWORD, "s3cr%25t", TOKEN, TOKEN.split(":")[1]):
         assert secret not in result.stderr and secret not in result.stdout

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from bot.database.lock import lock_name, mysql_name, pg_key
 from tests.conftest import MARIADB_ADMIN, PG_ADMIN, TOKEN, clean_env, events_named, json_lines, plain, run_invoke
-from tests.helpers_db import EventStream, add_slow_revision, query, schema, spawn, versions
+from tests.helpers_db import HEAD, NEXT, SHIPPED, EventStream, add_slow_revision, later, query, schema, spawn, versions
 
 HOLDER_NAME = "lock-holder-test"
 
@@ -119,7 +119,7 @@ def test_sigterm_while_waiting_for_the_lock_exits_promptly(backend: str, task: s
 def test_sigterm_during_a_step_finishes_the_step_then_releases_the_lock(postgres_url: URL, project: Path) -> None:
     """SIGTERM in the middle of a revision lets it commit, stops before the next one (exit 8), frees the lock."""
     add_slow_revision(project, 1.5)
-    add_slow_revision(project, 1.5, revision="0004", down_revision="0003", column="nickname2")
+    add_slow_revision(project, 1.5, revision=later(2), down_revision=NEXT, column="nickname2")
     process = spawn(project, "migrate", env=clean_env(DATABASE_URL=plain(postgres_url)))
     stream = EventStream(process)
     try:
@@ -134,14 +134,14 @@ def test_sigterm_during_a_step_finishes_the_step_then_releases_the_lock(postgres
         if process.poll() is None:
             process.kill()
     stderr = stream.stderr()
-    assert [event["revision"] for event in events_named(stderr, "migration applied")] == ["0001", "0002", "0003"]
-    assert versions(postgres_url) == ["0003"] and "nickname" in schema(postgres_url)["users"]
+    assert [event["revision"] for event in events_named(stderr, "migration applied")] == [*SHIPPED, NEXT]
+    assert versions(postgres_url) == [NEXT] and "nickname" in schema(postgres_url)["users"]
     assert "nickname2" not in schema(postgres_url)["users"]
     assert lock_is_free(postgres_url)
 
 
 def test_kill_9_in_the_middle_of_a_revision_leaves_a_consistent_schema(postgres_url: URL, project: Path) -> None:
-    """A migrator killed -9 inside revision 0003 frees the lock at once; the next migrate applies 0003 once."""
+    """A migrator killed -9 inside an added revision frees the lock at once; the next migrate applies it once."""
     add_slow_revision(project, 0)
     url = plain(postgres_url)
     victim = spawn(project, "migrate", env=clean_env(DATABASE_URL=url, SLOW_REVISION_SECONDS="60"))
@@ -157,20 +157,20 @@ def test_kill_9_in_the_middle_of_a_revision_leaves_a_consistent_schema(postgres_
     finally:
         if victim.poll() is None:
             victim.kill()
-    assert [event["revision"] for event in events_named(stream.stderr(), "migration applied")] == ["0001", "0002"]
+    assert [event["revision"] for event in events_named(stream.stderr(), "migration applied")] == list(SHIPPED)
     deadline = time.monotonic() + 3
     while not lock_is_free(postgres_url):  # the lock's session was idle: the server ends it on the client's EOF
         assert time.monotonic() < deadline, "kill -9 left the migration lock taken"
         time.sleep(0.1)
-    assert versions(postgres_url) == ["0002"], "the killed revision must not count as applied"
+    assert versions(postgres_url) == [HEAD], "the killed revision must not count as applied"
 
     started = time.monotonic()
     result = run_invoke(project, "migrate", env=clean_env(DATABASE_URL=url, SLOW_REVISION_SECONDS="0"), timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     # The killed statement ends at the server's next client check (client_connection_check_interval), not in 60 s.
     assert time.monotonic() - started < 15
-    assert [event["revision"] for event in events_named(result.stderr, "migration applied")] == ["0003"]
-    assert versions(postgres_url) == ["0003"]
+    assert [event["revision"] for event in events_named(result.stderr, "migration applied")] == [NEXT]
+    assert versions(postgres_url) == [NEXT]
     assert schema(postgres_url)["users"].count("nickname") == 1
 
 
@@ -190,4 +190,4 @@ def test_lock_outlives_idle_session_timeout_during_a_long_revision(postgres_url:
         if process.poll() is None:
             process.kill()
     assert not events_named(stream.stderr(), "lock release failed")
-    assert versions(postgres_url) == ["0003"]
+    assert versions(postgres_url) == [NEXT]

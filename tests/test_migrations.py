@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
@@ -12,6 +14,7 @@ from bot.database.engine import ensure_sqlite_folder
 from bot.database.scripts import TOOLKIT_TABLES
 from bot.database.urls import sync_url
 from bot.errors import ConfigError, Refused
+from tests.helpers_db import HEAD, SHIPPED
 from tests.helpers_db import query as execute
 
 
@@ -32,28 +35,28 @@ def test_full_lifecycle_keeps_data_where_it_should(any_url: URL) -> None:
     """migrate → history → rollback → rollback-base → migrate leaves the schema and rows each step promises."""
     config = Config(database_url=any_url)
     report = migrations.upgrade(config)
-    assert [step.revision for step in report.steps] == ["0001", "0002"]
-    assert report.after == ("0002",)
+    assert [step.revision for step in report.steps] == list(SHIPPED)
+    assert report.after == (HEAD,)
     assert inspect_schema(any_url)["users"] >= {"id", "first_name", "last_seen_at", "message_count"}
 
     history = migrations.history(config)
     assert [(info.revision, info.applied, info.is_current) for info in history] == [
-        ("0002", True, True), ("0001", True, False)]
+        (revision, True, revision == HEAD) for revision in SHIPPED[::-1]]
 
     execute(any_url, "INSERT INTO users (id, first_name, message_count) VALUES (7, 'Ann', 5)")
-    report = migrations.rollback(config)
-    assert [step.revision for step in report.steps] == ["0002"] and report.after == ("0001",)
+    report = migrations.rollback(config, to="0001")
+    assert [step.revision for step in report.steps] == list(SHIPPED[:0:-1]) and report.after == ("0001",)
     schema = inspect_schema(any_url)
     assert "message_count" not in schema["users"] and "last_seen_at" not in schema["users"]
     assert execute(any_url, "SELECT id, first_name FROM users") == [(7, "Ann")]
     state = migrations.status(config)
-    assert state.current == ("0001",) and [info.revision for info in state.pending] == ["0002"]
+    assert state.current == ("0001",) and [info.revision for info in state.pending] == list(SHIPPED[1:])
 
     report = migrations.rollback_to_base(config, confirm=lambda plan: True)
     assert [step.revision for step in report.steps] == ["0001"]
     assert inspect_schema(any_url) == {}
 
-    assert migrations.upgrade(config).after == ("0002",)
+    assert migrations.upgrade(config).after == (HEAD,)
     assert migrations.status(config).at_head
 
 
@@ -61,7 +64,7 @@ def test_stairway_every_revision_up_down_up(any_url: URL) -> None:
     """Each revision upgrades, downgrades back to exactly the previous schema, and upgrades again."""
     config = Config(database_url=any_url)
     previous_schema = inspect_schema(any_url)
-    for revision in ["0001", "0002"]:
+    for revision in SHIPPED:
         migrations.upgrade(config, to=revision)
         upgraded = inspect_schema(any_url)
         migrations.rollback(config, steps=1)
@@ -76,7 +79,7 @@ def test_upgrade_at_head_is_a_no_op(sqlite_url: URL) -> None:
     config = Config(database_url=sqlite_url)
     migrations.upgrade(config)
     report = migrations.upgrade(config)
-    assert report.steps == () and report.before == report.after == ("0002",)
+    assert report.steps == () and report.before == report.after == (HEAD,)
 
 
 def test_rollback_at_base_and_bad_targets(sqlite_url: URL) -> None:
@@ -97,7 +100,7 @@ def test_rollback_at_base_and_bad_targets(sqlite_url: URL) -> None:
 def test_unconfirmed_rollback_changes_nothing(sqlite_url: URL) -> None:
     """A confirmation that says no refuses the rollback and every table stays."""
     config = Config(database_url=sqlite_url)
-    migrations.upgrade(config)
+    migrations.upgrade(config, to="0002")
     before = inspect_schema(sqlite_url)
     seen = []
     with pytest.raises(Refused):
@@ -125,9 +128,9 @@ def test_unknown_database_revision_is_refused(sqlite_url: URL) -> None:
 def test_development_refuses_a_stale_schema(sqlite_url: URL) -> None:
     """In development, run_migrations_if_needed never migrates and refuses while revisions are pending."""
     config = Config(database_url=sqlite_url)
-    with pytest.raises(Refused, match="2 revision"):
+    with pytest.raises(Refused, match=r"revision\(s\) behind head"):
         migrations.run_migrations_if_needed(config)
-    assert "users" not in inspect_schema(sqlite_url)
+    assert not Path(sqlite_url.database or "").parent.exists(), "start never creates the database"
     migrations.upgrade(config)
     assert migrations.run_migrations_if_needed(config) is None
 
@@ -136,4 +139,4 @@ def test_production_migrates_on_start(sqlite_url: URL) -> None:
     """In production, run_migrations_if_needed upgrades to head (is_production says which mode applies)."""
     assert migrations.is_production(Config(env="production")) and not migrations.is_production(Config())
     report = migrations.run_migrations_if_needed(Config(env="production", database_url=sqlite_url))
-    assert report is not None and report.after == ("0002",)
+    assert report is not None and report.after == (HEAD,)

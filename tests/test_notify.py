@@ -11,7 +11,7 @@ from bot.config import load_config
 from bot.notify import notify_admins
 from tests.conftest import TOKEN, clean_env, events_named, run_invoke
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_db import BROKEN_REVISION
+from tests.helpers_db import BROKEN_REVISION, NEXT, add_revision
 
 
 def test_every_admin_gets_the_notice_without_secrets(telegram: FakeTelegram,
@@ -51,20 +51,20 @@ def test_no_admins_means_no_calls(telegram: FakeTelegram) -> None:
 @pytest.mark.parametrize("task", ["migrate", "start"])
 def test_migration_failure_alerts_admins_before_exit_4(project: Path, telegram: FakeTelegram, task: str) -> None:
     """`invoke migrate` and `invoke start` on a broken revision alert every admin, then exit 4."""
-    (project / "alembic" / "versions" / "0003_broken.py").write_text(BROKEN_REVISION)
+    add_revision(project, BROKEN_REVISION)
     env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url, ADMIN_IDS="31337")
     result = run_invoke(project, task, env=env)
     assert result.returncode == 4, result.stderr
     alert = telegram.calls_to("sendMessage", TOKEN)
     assert len(alert) == 1 and alert[0].params["chat_id"] == "31337"
-    assert "migration failed" in alert[0].params["text"] and "0003" in alert[0].params["text"]
+    assert "migration failed" in alert[0].params["text"] and NEXT in alert[0].params["text"]
     assert TOKEN.split(":")[1] not in alert[0].params["text"]
     assert telegram.calls_to("getUpdates") == []
 
 
 def test_an_unreachable_bot_api_does_not_delay_exit_4(project: Path) -> None:
     """With the Bot API down, the failed alert is logged and the exit code is still 4, promptly."""
-    (project / "alembic" / "versions" / "0003_broken.py").write_text(BROKEN_REVISION)
+    add_revision(project, BROKEN_REVISION)
     env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL="http://127.0.0.1:9", ADMIN_IDS="1")
     started = time.monotonic()
     result = run_invoke(project, "migrate", env=env)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import clean_env, json_lines
+from tests.conftest import ROOT, clean_env, json_lines
+from tests.helpers_db import HEAD
 
 
 def alembic(project: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the plain `alembic` command on a project copy, with an empty stdin (nobody to answer a prompt)."""
     return subprocess.run([sys.executable, "-m", "alembic", "-c", str(project / "alembic.ini"), *args],
-                          cwd=cwd or project, env=clean_env(), capture_output=True, text=True, timeout=60)
+                          cwd=cwd or project, env=clean_env(), capture_output=True, text=True, timeout=60, input="")
 
 
 def test_plain_alembic_upgrade_and_current_with_dotenv(project: Path) -> None:
@@ -22,7 +25,7 @@ def test_plain_alembic_upgrade_and_current_with_dotenv(project: Path) -> None:
     assert (project / "var" / "db" / "app.db").is_file()
     assert any("Running upgrade" in str(event["event"]) for event in json_lines(upgrade.stderr))
     current = alembic(project, "current")
-    assert current.returncode == 0 and "0002 (head)" in current.stdout
+    assert current.returncode == 0 and f"{HEAD} (head)" in current.stdout
 
 
 def test_plain_alembic_from_another_directory(project: Path, tmp_path: Path) -> None:
@@ -33,4 +36,24 @@ def test_plain_alembic_from_another_directory(project: Path, tmp_path: Path) -> 
     assert alembic(project, "upgrade", "head", cwd=elsewhere).returncode == 0
     assert (project / "data" / "elsewhere.db").is_file() and not (elsewhere / "data").exists()
     history = alembic(project, "history", cwd=elsewhere)
-    assert "0001 -> 0002 (head)" in history.stdout
+    assert f"-> {HEAD} (head)" in history.stdout and "<base> -> 0001" in history.stdout
+
+
+def test_readme_says_what_plain_alembic_skips_and_it_is_true(project: Path) -> None:
+    """README's plain-alembic paragraph names no lock, journal, backup, review or prompt, and a plain
+    `alembic downgrade -1` indeed drops a column at once, unasked, with no backup and no journal entry."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = next(part for part in readme.split("\n\n") if "plain `alembic` command keeps working" in part)
+    for missing in ("no migration lock", "no journal entry", "no backup", "no review", "no prompt"):
+        assert missing in paragraph, f"README does not say plain alembic has {missing}"
+    (project / ".env").write_text("ENV=production\nDATABASE_URL=sqlite:///data/app.db\n")
+    assert alembic(project, "upgrade", "0002").returncode == 0
+    database = project / "data" / "app.db"
+    downgrade = alembic(project, "downgrade", "-1")
+    assert downgrade.returncode == 0, downgrade.stderr
+    with sqlite3.connect(database) as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(users)")}
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "last_seen_at" not in columns, "the column is gone"
+    assert "toolkit_journal" not in tables, "nothing was journaled"
+    assert not (project / "backups").exists(), "nothing was backed up"

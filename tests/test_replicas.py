@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from tests.conftest import clean_env, events_named, json_lines, plain
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_db import add_slow_revision, schema, spawn, versions
+from tests.helpers_db import HEAD, NEXT, SHIPPED, add_slow_revision, schema, spawn, versions
 
 REPLICAS = 8
 ROUNDS = int(os.environ.get("REPLICA_ROUNDS", "2"))
@@ -56,14 +56,14 @@ def test_eight_concurrent_migrates_apply_every_revision_exactly_once(
 
     assert [code for code, _ in results] == [0] * REPLICAS, "\n".join(err[-1500:] for code, err in results if code)
     applied = Counter(str(event["revision"]) for _, err in results for event in events_named(err, "migration applied"))
-    assert applied == {"0001": 1, "0002": 1, "0003": 1}, f"each revision exactly once across processes: {applied}"
+    assert applied == {**dict.fromkeys(SHIPPED, 1), NEXT: 1}, f"each revision exactly once across processes: {applied}"
     completed = [err for _, err in results if events_named(err, "migrations complete")]
     idle = [err for _, err in results if events_named(err, "nothing to migrate")]
     assert len(completed) == 1 and len(idle) == REPLICAS - 1
     waits = [event for _, err in results for event in events_named(err, "waiting for migration lock")]
     assert waits, "the replicas never overlapped, so the lock was not exercised"
     assert any(event["holder"] for event in waits), "a waiting replica names who holds the lock"
-    assert versions(url) == ["0003"]
+    assert versions(url) == [NEXT]
     assert "nickname" in schema(url)["users"]
 
 
@@ -99,12 +99,12 @@ def test_eight_concurrent_starts_all_reach_polling_and_stop_on_sigterm(
 
     assert [code for code, _ in results] == [0] * REPLICAS, "\n".join(err[-1500:] for code, err in results if code)
     applied = Counter(str(event["revision"]) for _, err in results for event in events_named(err, "migration applied"))
-    assert applied == {"0001": 1, "0002": 1}
+    assert applied == dict.fromkeys(SHIPPED, 1)
     for _, stderr in results:
         names = [event["event"] for event in json_lines(stderr)]
         assert names.index("configuration loaded") < names.index("schema ready") < names.index("polling started")
         assert "bot stopped" in names
-    assert versions(url) == ["0002"]
+    assert versions(url) == [HEAD]
     schema_ready_s = max(seconds_after(stderr, "schema ready", wall) for _, stderr in results)
     print(f"\n[{backend}] {REPLICAS} concurrent starts: all at head after {schema_ready_s:.2f}s, "
           f"all polling after {all_polling_s:.2f}s")
@@ -126,6 +126,6 @@ def test_one_start_baseline_time_to_polling(postgres_url: URL, project: Path, te
             process.kill()
             process.communicate()
     assert code == 0, stderr[-1500:]
-    assert [event["revision"] for event in events_named(stderr, "migration applied")] == ["0001", "0002"]
+    assert [event["revision"] for event in events_named(stderr, "migration applied")] == list(SHIPPED)
     print(f"\n[postgres_url] 1 start: at head after {seconds_after(stderr, 'schema ready', wall):.2f}s, "
           f"polling after {polling_s:.2f}s")

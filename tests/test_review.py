@@ -16,7 +16,18 @@ from bot.database.rules import RULES, ColumnFacts, safe_type_change
 from bot.database.statements import ColumnType, read_sql
 from bot.errors import Refused
 from tests.conftest import ROOT, TOKEN, clean_env, events_named, plain, run_invoke
-from tests.helpers_db import add_revision, query, revision_source, revisions_folder, schema, sync_engine, versions
+from tests.helpers_db import (
+    HEAD,
+    NEXT,
+    add_revision,
+    later,
+    query,
+    revision_source,
+    revisions_folder,
+    schema,
+    sync_engine,
+    versions,
+)
 
 
 def kinds(sql: str, dialect: str) -> list[tuple[str, str | None, str | None]]:
@@ -68,7 +79,7 @@ def test_known_safe_type_changes_per_database(dialect: str, old: ColumnType, new
     assert bool(safe_type_change(dialect, ColumnFacts(old, True, octets), new, (15,))) is safe
 
 
-def drop_username(project: Path, revision: str = "0003", down: str = "0002", header: str = "") -> None:
+def drop_username(project: Path, revision: str = NEXT, down: str = HEAD, header: str = "") -> None:
     """Give the project copy a revision that drops users.username."""
     add_revision(project, revision_source('op.drop_column("users", "username")', "pass", message="drop usernames",
                                           revision=revision, down_revision=down, header=header),
@@ -84,10 +95,10 @@ def test_refusal_names_the_rule_then_flag_variable_and_acknowledgement_apply(pro
     refused = run_invoke(project, "migrate", env=env)
     assert refused.returncode == 6, refused.stderr
     failed = events_named(refused.stderr, "command failed")[-1]
-    assert failed["rule"] == "drop-column" and failed["revision"] == "0003"
+    assert failed["rule"] == "drop-column" and failed["revision"] == NEXT
     assert "drop-column on users.username" in str(failed["error"]) and "nothing was changed" in str(failed["error"])
     assert 'reviewed = {"drop-column": "why it is safe"}' in str(failed["error"]), "the fix says how to acknowledge"
-    assert "username" in schema(postgres_url)["users"] and versions(postgres_url) == ["0002"]
+    assert "username" in schema(postgres_url)["users"] and versions(postgres_url) == [HEAD]
 
     allowed = run_invoke(project, "migrate", "--allow-destructive", env=env)
     assert allowed.returncode == 0, allowed.stderr
@@ -95,12 +106,12 @@ def test_refusal_names_the_rule_then_flag_variable_and_acknowledgement_apply(pro
     assert "username" not in schema(postgres_url)["users"]
 
     add_revision(project, revision_source('op.drop_column("users", "language_code")', "pass", message="drop lang",
-                                          revision="0004", down_revision="0003"), "0004_lang.py")
+                                          revision=later(2), down_revision=NEXT), f"{later(2)}_lang.py")
     assert run_invoke(project, "migrate", env={**env, "ALLOW_DESTRUCTIVE_MIGRATIONS": "true"}).returncode == 0
     add_revision(project, revision_source('op.drop_column("users", "last_seen_at")', "pass", message="drop seen",
-                                          revision="0005", down_revision="0004",
+                                          revision=later(3), down_revision=later(2),
                                           header='reviewed = {"drop-column": "never read since 1.4"}'),
-                 "0005_seen.py")
+                 f"{later(3)}_seen.py")
     acknowledged = run_invoke(project, "migrate", env=env)
     assert acknowledged.returncode == 0, acknowledged.stderr
     assert events_named(acknowledged.stderr, "migration finding acknowledged")[0]["reason"] == "never read since 1.4"
@@ -112,20 +123,20 @@ def test_refusal_names_the_rule_then_flag_variable_and_acknowledgement_apply(pro
             reviews = journal.entries(connection, kinds=["review"])
     finally:
         engine.dispose()
-    kept = json.loads(steps["0005"].details or "{}")["review"]
+    kept = json.loads(steps[later(3)].details or "{}")["review"]
     assert kept == [{"rule": "drop-column", "level": "danger", "target": "users.last_seen_at",
                      "verdict": "acknowledged", "reason": "never read since 1.4", "why": kept[0]["why"],
                      "statement": "ALTER TABLE users DROP COLUMN last_seen_at"}]
-    assert json.loads(steps["0003"].details or "{}")["review"][0]["verdict"] == "allowed by operator"
-    assert [(entry.revision, entry.success) for entry in reviews] == [("0003", False)], "the refusal is journaled"
+    assert json.loads(steps[NEXT].details or "{}")["review"][0]["verdict"] == "allowed by operator"
+    assert [(entry.revision, entry.success) for entry in reviews] == [(NEXT, False)], "the refusal is journaled"
 
 
 def test_development_warns_and_applies(sqlite_url: URL, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Development reports a finding as a warning and applies the revision anyway."""
     source = revision_source('op.drop_column("users", "username")', "pass", message="drop usernames")
-    ini = revisions_folder(tmp_path, ("0003_drop.py", source))
-    migrations.upgrade(Config(database_url=sqlite_url, alembic_ini=ini), "0002")
-    assert migrations.upgrade(Config(database_url=sqlite_url, alembic_ini=ini)).after == ("0003",)
+    ini = revisions_folder(tmp_path, (f"{NEXT}_drop.py", source))
+    migrations.upgrade(Config(database_url=sqlite_url, alembic_ini=ini), HEAD)
+    assert migrations.upgrade(Config(database_url=sqlite_url, alembic_ini=ini)).after == (NEXT,)
     warned = [record for record in caplog.records if "migration finding" in record.getMessage()]
     assert len(warned) == 1 and "drop-column" in warned[0].getMessage()
 
@@ -139,7 +150,7 @@ def test_revision_code_runs_once_per_migrate(any_url: URL, tmp_path: Path, guard
             f"    open({str(calls)!r}, 'a').write(mode + '\\n')\n"
             'op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))')
     source = revision_source(body, "pass", message="count calls", header="from alembic import context")
-    ini = revisions_folder(tmp_path / "history", ("0003_calls.py", source))
+    ini = revisions_folder(tmp_path / "history", (f"{NEXT}_calls.py", source))
     migrations.upgrade(Config(database_url=any_url, alembic_ini=ini, env="production"))
     preflight = any_url.get_backend_name() in ("mysql", "mariadb") and not guarded
     assert calls.read_text().split() == (["offline", "online"] if preflight else ["online"])
@@ -149,15 +160,15 @@ def test_mysql_preflight_refuses_before_any_revision_runs(mariadb_url: URL, tmp_
     """On MariaDB a refused drop in a later revision stops the run before the earlier one's DDL commits."""
     add = revision_source('op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))', "pass",
                           message="add nickname")
-    drop = revision_source('op.drop_column("users", "username")', "pass", message="drop usernames", revision="0004",
-                           down_revision="0003")
-    ini = revisions_folder(tmp_path, ("0003_add.py", add), ("0004_drop.py", drop))
-    migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini), "0002")
+    drop = revision_source('op.drop_column("users", "username")', "pass", message="drop usernames", revision=later(2),
+                           down_revision=NEXT)
+    ini = revisions_folder(tmp_path, (f"{NEXT}_add.py", add), (f"{later(2)}_drop.py", drop))
+    migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini), HEAD)
     with pytest.raises(Refused) as refused:
         migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini, env="production"))
     assert "rendered offline, before any of them ran" in refused.value.line()
-    assert refused.value.fields["revision"] == "0004"
-    assert versions(mariadb_url) == ["0002"] and "nickname" not in schema(mariadb_url)["users"]
+    assert refused.value.fields["revision"] == later(2)
+    assert versions(mariadb_url) == [HEAD] and "nickname" not in schema(mariadb_url)["users"]
     details = query(mariadb_url, "SELECT details FROM toolkit_journal WHERE kind = 'review'")
     assert json.loads(details[0][0])["checked"] == "offline"
 
@@ -167,14 +178,14 @@ def test_mysql_refusal_after_ddl_of_the_same_revision_is_half_applied(mariadb_ur
     body = ('op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar()\n'
             'op.add_column("users", sa.Column("nickname", sa.String(32), nullable=True))\n'
             'op.drop_column("users", "username")')
-    ini = revisions_folder(tmp_path, ("0003_mixed.py", revision_source(body, "pass", message="mixed")))
-    migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini), "0002")
+    ini = revisions_folder(tmp_path, (f"{NEXT}_mixed.py", revision_source(body, "pass", message="mixed")))
+    migrations.upgrade(Config(database_url=mariadb_url, alembic_ini=ini), HEAD)
     production = Config(database_url=mariadb_url, alembic_ini=ini, env="production")
     with pytest.raises(Refused) as refused:
         migrations.upgrade(production)
-    assert "half-applied" in refused.value.line() and "invoke stamp --to 0003" in refused.value.line()
+    assert "half-applied" in refused.value.line() and f"invoke stamp --to {NEXT}" in refused.value.line()
     assert "nickname" in schema(mariadb_url)["users"] and "username" in schema(mariadb_url)["users"]
-    assert migrations.status(production).current == ("0002",)
+    assert migrations.status(production).current == (HEAD,)
     with pytest.raises(Refused, match="half-applied"):
         migrations.upgrade(production)
 
@@ -188,9 +199,9 @@ def test_raising_revision_is_a_failed_migration_in_migrate_and_start(project: Pa
         result = run_invoke(project, task, env=env)
         assert result.returncode == 4, result.stderr
         failed = events_named(result.stderr, "command failed")[-1]
-        assert "revision 0003 (raises) failed" in str(failed["error"]) and "data is not what I expected" in \
+        assert f"revision {NEXT} (raises) failed" in str(failed["error"]) and "data is not what I expected" in \
             str(failed["error"])
-    assert versions(postgres_url) == ["0002"]
+    assert versions(postgres_url) == [HEAD]
 
 
 def test_x_arguments_reach_revisions(project: Path, tmp_path: Path) -> None:
@@ -213,22 +224,23 @@ def test_review_command_reports_pending_findings_and_exits_7(project: Path, post
     env = clean_env(DATABASE_URL=plain(postgres_url), LOG_FORMAT="json")
     assert run_invoke(project, "migrate", env=env).returncode == 0
     drop_username(project)
-    drop_username(project, "0004", "0003", header='reviewed = {"drop-column": "agreed"}')
+    drop_username(project, later(2), NEXT, header='reviewed = {"drop-column": "agreed"}')
     add_revision(project, revision_source('op.get_bind().execute(sa.text("SELECT 1")).scalar()', "pass",
-                                          message="reads", revision="0005", down_revision="0004"), "0005_reads.py")
+                                          message="reads", revision=later(3), down_revision=later(2)),
+                 f"{later(3)}_reads.py")
     reviewed = run_invoke(project, "review", env=env)
     assert reviewed.returncode == 7, reviewed.stderr
     assert "UNACKNOWLEDGED drop-column on users.username" in reviewed.stdout
     assert "acknowledged   drop-column on users.username" in reviewed.stdout and "reason: agreed" in reviewed.stdout
-    assert "0005  reads  (checked when applied" in reviewed.stdout
+    assert f"{later(3)}  reads  (checked when applied" in reviewed.stdout
     document = json.loads(run_invoke(project, "review", "--json", env=env).stdout)
     assert [revision["checked"] for revision in document["revisions"]] == ["offline", "offline", "when applied"]
-    assert document["unacknowledged"] == 1 and document["checked_when_applied"] == ["0005"]
-    assert versions(postgres_url) == ["0002"], "review applies nothing"
-    offline = run_invoke(project, "review", "--from", "0003", env={**env, "DATABASE_URL": "postgresql://nobody@"
+    assert document["unacknowledged"] == 1 and document["checked_when_applied"] == [later(3)]
+    assert versions(postgres_url) == [HEAD], "review applies nothing"
+    offline = run_invoke(project, "review", "--from", NEXT, env={**env, "DATABASE_URL": "postgresql://nobody@"
                                                                   "127.0.0.1:1/none"})
     assert offline.returncode == 0, offline.stderr
-    assert "review of 2 pending revision(s) from 0003" in offline.stdout, "--from needs no database"
+    assert f"review of 2 pending revision(s) from {NEXT}" in offline.stdout, "--from needs no database"
 
 
 def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,7 +257,7 @@ def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPa
 
 def test_shipped_revisions_pass_the_review(any_url: URL, caplog: pytest.LogCaptureFixture) -> None:
     """The project's own revisions apply in production on a fresh database with no finding at all."""
-    assert migrations.upgrade(Config(database_url=any_url, env="production")).after == ("0002",)
+    assert migrations.upgrade(Config(database_url=any_url, env="production")).after == (HEAD,)
     assert not [record for record in caplog.records if "finding" in record.getMessage()]
 
 

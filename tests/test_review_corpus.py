@@ -20,7 +20,7 @@ from bot.database.rules import RULES
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import steps_between
 from bot.errors import ExitCode, MigrationFailed, Refused
-from tests.helpers_db import revision_source, revisions_folder, schema, versions
+from tests.helpers_db import HEAD, NEXT, revision_source, revisions_folder, schema, versions
 from tests.review_corpus import APPLIES, BACKENDS, CASES, FAILS, Case
 
 PARAMETERS = [pytest.param(case, backend, id=f"{backend}-{case.name}")
@@ -29,7 +29,7 @@ FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mariadb": "ma
 
 
 def case_revision(case: Case) -> str:
-    """The case as revision 0003, with `context` importable the way Alembic's own template does."""
+    """The case as the next revision, with `context` importable the way Alembic's own template does."""
     header = "from alembic import context\n" + case.header
     return revision_source(case.upgrade, "pass", message=case.name, header=header)
 
@@ -38,26 +38,26 @@ def case_revision(case: Case) -> str:
 def test_review_verdict(case: Case, backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Each case applies, is refused by its rule, or fails, as the corpus says; a refusal or failure changes nothing."""
     url: URL = request.getfixturevalue(FIXTURES[backend])
-    ini = revisions_folder(tmp_path, ("0003_case.py", case_revision(case)))
-    migrations.upgrade(Config(database_url=url, alembic_ini=ini), "0002")
+    ini = revisions_folder(tmp_path, (f"{NEXT}_case.py", case_revision(case)))
+    migrations.upgrade(Config(database_url=url, alembic_ini=ini), HEAD)
     before = schema(url)
     production = Config(database_url=url, alembic_ini=ini, env="production")
     expected = case.expect[backend]
     if expected == APPLIES:
-        assert migrations.upgrade(production).after == ("0003",)
-        assert versions(url) == ["0003"]
+        assert migrations.upgrade(production).after == (NEXT,)
+        assert versions(url) == [NEXT]
         return
     if expected == FAILS:
         with pytest.raises(MigrationFailed) as failed:
             migrations.upgrade(production)
-        assert failed.value.exit_code == ExitCode.MIGRATION_FAILED and "revision 0003" in failed.value.line()
+        assert failed.value.exit_code == ExitCode.MIGRATION_FAILED and f"revision {NEXT}" in failed.value.line()
     else:
         with pytest.raises(Refused) as refused:
             migrations.upgrade(production)
         assert refused.value.exit_code == ExitCode.REFUSED
         assert refused.value.fields.get("rule") == expected, refused.value.line()
         assert "nothing was changed" in refused.value.line()
-    assert versions(url) == ["0002"], "the revision did not stay applied"
+    assert versions(url) == [HEAD], "the revision did not stay applied"
     assert schema(url).keys() - {"toolkit_journal", "toolkit_journal_schema"} == \
         before.keys() - {"toolkit_journal", "toolkit_journal_schema"}
     assert schema(url)["users"] == before["users"], "the users table is exactly as it was"
@@ -91,12 +91,12 @@ def test_every_squawk_rule_that_fires_maps_to_a_rule_that_fires(tmp_path: Path) 
     missing = []
     for number, case in enumerate(case for case in CASES if case.expect.get("postgresql") is not None):
         folder = tmp_path / f"case{number}"
-        ini = revisions_folder(folder, ("0003_case.py", case_revision(case)))
+        ini = revisions_folder(folder, (f"{NEXT}_case.py", case_revision(case)))
         config = Config(database_url=url, alembic_ini=ini)
         alembic_cfg = alembic_config(config)
         scripts = load_scripts(alembic_cfg)
         review = Review("postgresql", Catalog("postgresql", offline=True), COLLECT, exempt_new_tables=False)
-        check, = check_offline(alembic_cfg, scripts, steps_between(scripts, "upgrade", "head", ("0002",)), ("0002",),
+        check, = check_offline(alembic_cfg, scripts, steps_between(scripts, "upgrade", "head", (HEAD,)), (HEAD,),
                                review)
         if not check.rendered:
             table.append(f"| {case.name} | (not rendered offline) | checked when applied |")

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 from bot.config import load_config
 from bot.errors import ConfigError
 from tests.conftest import TOKEN, clean_env, events_named, plain, run_invoke
+from tests.helpers_db import HEAD
 
 
 def test_secret_files_supply_the_token_and_the_database_url(tmp_path: Path, sqlite_url: URL) -> None:
@@ -47,7 +48,7 @@ def test_database_url_file_works_end_to_end(project: Path, tmp_path: Path, sqlit
     secret.write_text(plain(sqlite_url))
     result = run_invoke(project, "migrate", env=clean_env(DATABASE_URL_FILE=str(secret)))
     assert result.returncode == 0, result.stderr
-    assert events_named(result.stderr, "migrations complete")[0]["revision"] == "0002"
+    assert events_named(result.stderr, "migrations complete")[0]["revision"] == HEAD
     assert Path(sqlite_url.database or "").exists()
 
 

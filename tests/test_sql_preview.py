@@ -35,7 +35,7 @@ def test_sql_preview_leaves_postgres_untouched(project: Path, postgres_url: URL)
     json_lines(upgrade.stderr)  # logs stay JSON on stderr, the script alone is on stdout
     assert tables(postgres_url) == set(), "nothing was created, not even alembic_version or the journal"
 
-    migrations.upgrade(Config(database_url=postgres_url))
+    migrations.upgrade(Config(database_url=postgres_url), to="0002")
     before = tables(postgres_url)
     one = run_invoke(project, "rollback", "--sql", env=env)
     assert one.returncode == 0, one.stderr
@@ -51,7 +51,7 @@ def test_sql_preview_leaves_postgres_untouched(project: Path, postgres_url: URL)
 
 def test_sqlite_batch_step_is_refused_clearly(project: Path, sqlite_url: URL) -> None:
     """A SQLite batch step cannot be rendered offline: exit 6 naming the revision, no traceback, nothing on stdout."""
-    migrations.upgrade(Config(database_url=sqlite_url))
+    migrations.upgrade(Config(database_url=sqlite_url), to="0002")
     env = clean_env(DATABASE_URL=plain(sqlite_url), LOG_FORMAT="json")
     result = run_invoke(project, "rollback", "--sql", env=env)
     assert result.returncode == 6, result.stderr

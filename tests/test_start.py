@@ -17,7 +17,7 @@ import pytest
 from bot.startup import loading_without_collection
 from tests.conftest import TOKEN, clean_env, events_named, json_lines, run_invoke
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_db import BROKEN_REVISION, spawn
+from tests.helpers_db import BROKEN_REVISION, HEAD, NEXT, SHIPPED, add_revision, spawn
 
 
 def test_start_in_production_migrates_serves_and_stops_on_sigterm(project: Path, telegram: FakeTelegram) -> None:
@@ -42,24 +42,24 @@ def test_start_in_production_migrates_serves_and_stops_on_sigterm(project: Path,
     events = json_lines(stderr)
     names = [event["event"] for event in events]
     assert names.index("configuration loaded") < names.index("migrations complete") < names.index("polling started")
-    assert [event["revision"] for event in events if event["event"] == "migration applied"] == ["0001", "0002"]
+    assert [event["revision"] for event in events if event["event"] == "migration applied"] == list(SHIPPED)
     assert TOKEN.split(":")[1] not in stderr
     assert stdout == "", "logs belong on stderr"
 
 
 def test_broken_revision_in_production_fails_fast_with_exit_4(project: Path, telegram: FakeTelegram) -> None:
     """A revision that raises stops start with exit 4, names the revision, and never polls."""
-    (project / "alembic" / "versions" / "0003_broken.py").write_text(BROKEN_REVISION)
+    add_revision(project, BROKEN_REVISION)
     env = clean_env(ENV="production", BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url)
     result = run_invoke(project, "start", env=env)
     assert result.returncode == 4, result.stderr
     failed = events_named(result.stderr, "migration failed")
-    assert failed and failed[0]["revision"] == "0003" and "Traceback" in str(failed[0]["exception"])
+    assert failed and failed[0]["revision"] == NEXT and "Traceback" in str(failed[0]["exception"])
     final = json_lines(result.stderr)[-1]
-    assert final["level"] == "critical" and "0003" in str(final["error"]) and final["exit_code"] == 4
+    assert final["level"] == "critical" and NEXT in str(final["error"]) and final["exit_code"] == 4
     assert telegram.calls_to("getUpdates") == [] and telegram.calls_to("getMe") == []
     with sqlite3.connect(project / "data" / "bot.db") as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         columns = {row[1] for row in connection.execute("PRAGMA table_info(users)")}
     assert "nickname" not in columns, "the failed revision must be rolled back as a whole"
 
@@ -70,7 +70,7 @@ def test_development_start_refuses_a_stale_schema(project: Path, telegram: FakeT
     result = run_invoke(project, "start", env=env)
     assert result.returncode == 6, result.stderr
     warning = events_named(result.stderr, "migrations skipped in development")[0]
-    assert warning["level"] == "warning" and warning["pending"] == 2
+    assert warning["level"] == "warning" and warning["pending"] == len(SHIPPED)
     assert "invoke migrate" in json_lines(result.stderr)[-1]["error"]
     assert telegram.calls == []
 
@@ -81,7 +81,7 @@ def test_python_m_bot_runs_the_same_sequence(project: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "bot"], cwd=project, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 6, result.stderr
-    assert events_named(result.stderr, "migrations skipped in development")[0]["pending"] == 2
+    assert events_named(result.stderr, "migrations skipped in development")[0]["pending"] == len(SHIPPED)
 
 
 def test_missing_token_fails_before_anything_connects(project: Path) -> None:

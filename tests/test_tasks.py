@@ -11,6 +11,7 @@ from pathlib import Path
 from invoke import Collection
 
 from tests.conftest import clean_env, json_lines, run_invoke
+from tests.helpers_db import HEAD, NEXT, SHIPPED
 
 
 def test_every_task_and_flag_is_explained(project: Path) -> None:
@@ -43,11 +44,11 @@ def test_status_and_history_print_tables_on_stdout(project: Path) -> None:
     assert run_invoke(project, "migrate", "--to", "0001", env=env).returncode == 0
     status = run_invoke(project, "status", env=env)
     assert status.returncode == 0
-    assert status.stdout.splitlines()[:3] == ["current  0001", "head     0002", "pending  1"]
+    assert status.stdout.splitlines()[:3] == ["current  0001", f"head     {HEAD}", f"pending  {len(SHIPPED) - 1}"]
     history = run_invoke(project, "history", env=env)
     rows = history.stdout.splitlines()
-    assert rows[1].startswith("0002") and "pending" in rows[1] and "(head)" in rows[1]
-    assert rows[2].startswith("0001") and "applied" in rows[2] and "current" in rows[2]
+    assert rows[1].startswith(HEAD) and "pending" in rows[1] and "(head)" in rows[1]
+    assert rows[-1].startswith("0001") and "applied" in rows[-1] and "current" in rows[-1]
     json_lines(status.stderr)
     json_lines(history.stderr)
 
@@ -59,7 +60,7 @@ def test_rollback_base_without_terminal_or_yes_refuses(project: Path) -> None:
     refused = run_invoke(project, "rollback-base", env=env, input_text="")
     assert refused.returncode == 6
     assert "--yes" in json_lines(refused.stderr)[-1]["error"]
-    assert run_invoke(project, "status", env=env).stdout.startswith("current  0002")
+    assert run_invoke(project, "status", env=env).stdout.startswith(f"current  {HEAD}")
     done = run_invoke(project, "rollback-base", "--yes", env=env)
     assert done.returncode == 0, done.stderr
     assert run_invoke(project, "status", env=env).stdout.startswith("current  base")
@@ -68,23 +69,23 @@ def test_rollback_base_without_terminal_or_yes_refuses(project: Path) -> None:
 def test_production_rollback_needs_confirmation(project: Path) -> None:
     """In production a rollback without a terminal needs --yes; with it, one revision is undone."""
     env = clean_env(ENV="production")
-    run_invoke(project, "migrate", env=env)
+    run_invoke(project, "migrate", "--to", "0002", env=env)
     assert run_invoke(project, "rollback", env=env).returncode == 6
     assert run_invoke(project, "rollback", "--yes", env=env).returncode == 0
     assert run_invoke(project, "status", env=env).stdout.startswith("current  0001")
 
 
 def test_revision_writes_the_next_numbered_file(project: Path) -> None:
-    """`invoke revision -m` writes 0003_<slug>.py revising the head; an empty message exits 2."""
+    """`invoke revision -m` writes NNNN_<slug>.py, numbered after the head and revising it; an empty message exits 2."""
     env = clean_env()
     result = run_invoke(project, "revision", "-m", "add settings", env=env)
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())
-    assert path.name == "0003_add_settings.py" and path.parent == project / "alembic" / "versions"
-    assert re.search(r"^down_revision\b.*=\s*['\"]0002['\"]", path.read_text(), re.MULTILINE)
+    assert path.name == f"{NEXT}_add_settings.py" and path.parent == project / "alembic" / "versions"
+    assert re.search(rf"^down_revision\b.*=\s*['\"]{HEAD}['\"]", path.read_text(), re.MULTILINE)
     empty = run_invoke(project, "revision", env=env)
     assert empty.returncode == 2 and "message is empty" in json_lines(empty.stderr)[-1]["error"]
-    assert sorted(p.name for p in path.parent.glob("0003_*.py")) == ["0003_add_settings.py"]
+    assert sorted(p.name for p in path.parent.glob(f"{NEXT}_*.py")) == [f"{NEXT}_add_settings.py"]
 
 
 def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
@@ -98,9 +99,9 @@ def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
 
 
 def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> None:
-    """Listing tasks and running status leave aiogram unimported."""
+    """Running migrate and status leaves aiogram unimported."""
     code = ("import sys, tasks; from bot import commands; "
-            "commands.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
+            "commands.migrate(); commands.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -109,7 +110,7 @@ def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> 
 def test_rollback_steps_flag_from_the_command_line(project: Path) -> None:
     """`--steps 2` undoes two revisions; a non-number is a one-line input error (exit 2) that changes nothing."""
     env = clean_env()
-    run_invoke(project, "migrate", env=env)
+    run_invoke(project, "migrate", "--to", "0002", env=env)
     bad = run_invoke(project, "rollback", "--steps", "two", "--no-backup", env=env)
     assert bad.returncode == 2 and "--steps" in json_lines(bad.stderr)[-1]["error"]
     assert run_invoke(project, "status", env=env).stdout.startswith("current  0002")
@@ -122,10 +123,10 @@ def test_stamp_to_a_bad_target_is_an_input_error(project: Path) -> None:
     """`stamp --to` an unknown or empty revision exits 2 and leaves alembic_version as it was."""
     env = clean_env()
     run_invoke(project, "migrate", "--to", "0001", env=env)
-    for target in ("nope", ""):
+    for target, says in (("nope", "cannot stamp to 'nope'"), ("", "--to is empty")):
         result = run_invoke(project, "stamp", "--to", target, "--yes", env=env)
         assert result.returncode == 2, result.stderr
-        assert "stamp" in json_lines(result.stderr)[-1]["error"]
+        assert says in json_lines(result.stderr)[-1]["error"]
     assert run_invoke(project, "status", env=env).stdout.startswith("current  0001")
 
 

@@ -6,7 +6,7 @@ import asyncio
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import pymysql
@@ -19,7 +19,7 @@ from bot.database.engine import create_engine
 from bot.database.urls import normalize_database_url
 from bot.errors import ConfigError
 from tests.conftest import MARIADB_ADMIN, ROOT, plain
-from tests.helpers_db import run_task, versions
+from tests.helpers_db import HEAD, run_task, schema, versions
 
 SPECIAL_PASSWORD = "p%@:/;x#y"
 
@@ -59,6 +59,46 @@ def test_password_with_percent_at_colon_slash_semicolon_parses_exactly(form: str
     assert dict(url.query) == {"sslmode": "require"}
 
 
+ISSUE_PASSWORD = "S3c:r@t/#%?&pw"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "mysql", "mariadb"])
+@pytest.mark.parametrize("form", ["percent-encoded", "raw"])
+def test_password_with_every_url_delimiter_parses_exactly(scheme: str, form: str) -> None:
+    """A password holding ':', '@', '/', '#', '%', '?' and '&' comes out intact, encoded or not, with the real host."""
+    password = quote(ISSUE_PASSWORD, safe="") if form == "percent-encoded" else ISSUE_PASSWORD
+    url = normalize_database_url(f"{scheme}://bot:{password}@db.example.com:3306/app?charset=utf8mb4")
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "bot", ISSUE_PASSWORD, "db.example.com", 3306, "app")
+    assert dict(url.query) == {"charset": "utf8mb4"}
+
+
+@pytest.mark.parametrize(("raw", "password"), [
+    ("mysql://u:ab%cd@db/app", "ab%cd"),          # %cd is no UTF-8 text: the password was not encoded
+    ("mysql://u:50%off@db/app", "50%off"),
+    ("mysql://u:%C3%A4%40x@db/app", "ä@x"),       # an encoded one is decoded
+    ("postgresql://u:p@db/app?options=-c%20a@b", "p"),  # an '@' in the options is not the credentials' end
+])
+def test_unencoded_percent_is_taken_as_it_is(raw: str, password: str) -> None:
+    """A '%' that starts no percent-escape means the password was written raw, so it is used unchanged."""
+    assert normalize_database_url(raw).password == password
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ("sqlite://data/bot.db", "sqlite:// with two slashes"),
+    ("postgresql://u:Qz9v@db:99999/app", "port outside 1-65535"),
+    ("mysql://u:Qz9v@db..example/app", "malformed host"),
+    ("mysql://u:Qz9v@bad host/app", "malformed host"),
+])
+def test_urls_no_driver_could_use_exit_2(raw: str, says: str, monkeypatch: pytest.MonkeyPatch,
+                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """A URL no driver could open is exit 2 with one line, before any connection (it was a traceback)."""
+    monkeypatch.setenv("DATABASE_URL", raw)
+    assert run_task(commands.status) == 2
+    err = capfd.readouterr().err
+    assert says in err and "Traceback" not in err and "Qz9v" not in err
+
+
 def test_urls_without_credentials_keep_their_at_signs_in_paths() -> None:
     """The last-'@' rule applies to credentials only: SQLite paths and socket URLs keep their shape."""
     assert normalize_database_url("sqlite:////srv/u@x/bot.db").database == "/srv/u@x/bot.db"
@@ -70,19 +110,46 @@ def test_urls_without_credentials_keep_their_at_signs_in_paths() -> None:
 
 
 @pytest.fixture
-def mariadb_user(mariadb_url: URL) -> Iterator[URL]:
-    """A MariaDB account whose password has every awkward character, allowed on the test's database."""
-    name = f"u_{uuid.uuid4().hex[:10]}"
-    admin = pymysql.connect(**MARIADB_ADMIN, autocommit=True)
-    try:
+def mariadb_account(mariadb_url: URL) -> Iterator[Callable[[str], URL]]:
+    """Makes MariaDB accounts with a given password, allowed on the test's database, and drops them afterwards."""
+    admin = pymysql.connect(**MARIADB_ADMIN, autocommit=True, charset="utf8mb4")
+    names: list[str] = []
+
+    def make(password: str) -> URL:
+        name = f"u_{uuid.uuid4().hex[:10]}"
+        names.append(name)
         with admin.cursor() as cursor:
-            cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (name, SPECIAL_PASSWORD))
+            cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (name, password))
             cursor.execute(f"GRANT ALL ON `{mariadb_url.database}`.* TO %s@'%%'", (name,))
-        yield mariadb_url.set(username=name, password=SPECIAL_PASSWORD)
+        return mariadb_url.set(username=name, password=password)
+
+    try:
+        yield make
     finally:
         with admin.cursor() as cursor:
-            cursor.execute("DROP USER IF EXISTS %s@'%%'", (name,))
+            for name in names:
+                cursor.execute("DROP USER IF EXISTS %s@'%%'", (name,))
         admin.close()
+
+
+@pytest.fixture
+def mariadb_user(mariadb_account: Callable[[str], URL]) -> URL:
+    """A MariaDB account whose password has every awkward character, allowed on the test's database."""
+    return mariadb_account(SPECIAL_PASSWORD)
+
+
+def test_mariadb_password_beyond_latin1_connects(mariadb_account: Callable[[str], URL],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    """A password with ä, € (set through a UTF-8 client) logs in, instead of a UnicodeEncodeError traceback."""
+    account = mariadb_account("pässwörd€")
+    monkeypatch.setenv("DATABASE_URL", f"mysql://{account.username}:{quote('pässwörd€', safe='')}@"
+                                       f"{account.host}:{account.port}/{account.database}")
+    code = run_task(commands.migrate)
+    output = capfd.readouterr()
+    assert code == 0, output.err[-2000:]
+    assert "users" in schema(account)
+    assert "Traceback" not in output.err and "pässwörd€" not in output.err + output.out
 
 
 @pytest.mark.parametrize("form", ["percent-encoded", "raw"])
@@ -97,7 +164,7 @@ def test_mariadb_account_with_special_password_migrates(form: str, mariadb_user:
     code = run_task(commands.migrate)
     output = capfd.readouterr()
     assert code == 0, output.err[-2000:]
-    assert versions(mariadb_user) == ["0002"]
+    assert versions(mariadb_user) == [HEAD]
     assert SPECIAL_PASSWORD not in output.err + output.out and password not in output.err + output.out
 
 
@@ -207,7 +274,7 @@ def check_options(url: URL, query: str, code: int, says: str | None, tls_files: 
     err = capfd.readouterr().err
     if says is None:
         assert codes == [0, 0, 0], err
-        assert versions(url) == ["0002"]
+        assert versions(url) == [HEAD]
     else:
         assert codes == [code] and says in err and '"waiting for database"' not in err, err
         assert '"unexpected error"' not in err and "Traceback" not in err

@@ -29,6 +29,7 @@ log = get_logger("bot.backup")
 EXTENSIONS = {"sqlite": "sqlite", "postgresql": "dump", "mysql": "sql", "mariadb": "sql"}
 SPARE_BYTES = 16 * 1024 * 1024
 MYSQL_DUMP_END = "-- Dump completed"
+SIDE_SUFFIXES = ("-shm", "-wal", "-journal", ".partial", ".partial-shm", ".partial-wal", ".partial-journal")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
 _STAMP = "%Y%m%dT%H%M%SZ"
 
@@ -69,14 +70,19 @@ def take_backup(config: Config, revision: tuple[str, ...], *, reason: str) -> Ba
         finally:
             if descriptor >= 0:
                 os.close(descriptor)
-        verify_backup(partial, backend)
+        try:
+            verify_backup(partial, backend)
+        except Refused as error:
+            raise Refused(f"the backup {path.name} is unreadable, so nothing was changed", error.why or error.what,
+                          "check the dump tool and the disk, then run the command again (or pass --no-backup "
+                          "to go on without a backup)") from None
         os.chmod(partial, 0o600)
         partial.rename(path)
     except OSError as error:
         raise Refused(f"the backup could not be written to {directory}", error.strerror or str(error),
                       "fix BACKUP_DIR (it must be writable), or pass --no-backup to go on without one") from None
     finally:
-        partial.unlink(missing_ok=True)
+        remove_with_side_files(partial)
     size = path.stat().st_size
     duration = (time.perf_counter() - started) * 1000
     log.info("backup written", path=str(path), size_bytes=size, duration_ms=round(duration, 1),
@@ -160,6 +166,8 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         writer = sqlite3.connect(target)
         try:
             reader.backup(writer)
+            # The copy inherits the live file's WAL mode; a backup must be one self-contained file.
+            writer.execute("PRAGMA journal_mode=DELETE")
         finally:
             writer.close()
     except sqlite3.Error as error:
@@ -212,7 +220,7 @@ def verify_backup(path: Path, backend: str) -> None:
                       "check the file")
     if kind == "sqlite":
         try:
-            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            connection = open_backup(path)
             try:
                 result = connection.execute("PRAGMA integrity_check").fetchone()
             finally:
@@ -233,6 +241,30 @@ def verify_backup(path: Path, backend: str) -> None:
         if not _last_line_of(path).startswith(MYSQL_DUMP_END):
             raise Refused(f"the backup {path} is truncated", f"it does not end with '{MYSQL_DUMP_END}'",
                           "take a new backup")
+
+
+def open_backup(path: Path) -> sqlite3.Connection:
+    """A SQLite backup opened read-only and immutable: reading it leaves no -shm/-wal beside it."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+
+
+def side_files(path: Path) -> list[Path]:
+    """The files SQLite (or an interrupted backup) may leave beside a backup: -shm, -wal, -journal, .partial*."""
+    return [path.with_name(path.name + suffix) for suffix in SIDE_SUFFIXES]
+
+
+def remove_with_side_files(path: Path) -> None:
+    """Delete a file and whatever SQLite left beside it."""
+    for file in (path, *side_files(path)):
+        file.unlink(missing_ok=True)
+
+
+def _tidy(path: Path) -> None:
+    """Remove the leftovers beside a kept backup, except a write-ahead log that still holds pages."""
+    for file in side_files(path):
+        if file.is_file() and not (file.name.endswith(("-wal", "-journal")) and file.stat().st_size > 0
+                                   and not file.name.endswith((".partial-wal", ".partial-journal"))):
+            file.unlink(missing_ok=True)
 
 
 def _last_line_of(path: Path) -> str:
@@ -262,8 +294,11 @@ def prune_backups(directory: Path, label: str, keep: int, *, keep_also: set[Path
     for path in candidates[:-keep] if len(candidates) > keep else []:
         if path.resolve() in protected:
             continue
-        path.unlink(missing_ok=True)
+        remove_with_side_files(path)
         removed.append(path)
+    for path in candidates:
+        if path not in removed:
+            _tidy(path)
     if removed:
         log.info("old backups removed", count=len(removed), kept=keep, paths=[str(path) for path in removed])
     return removed

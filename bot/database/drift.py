@@ -18,6 +18,7 @@ from bot.database.scripts import include_name
 from bot.database.urls import where
 from bot.errors import CheckFailed
 from bot.logs import get_logger
+from bot.output import print_result
 
 log = get_logger("bot.drift")
 
@@ -62,7 +63,7 @@ def check_drift(config: Config) -> str:
     log.warning("drift detected", database=where(config.database_url), revision=at, differences=len(differences))
     lines = [f"{len(differences)} difference(s) between the models and {where(config.database_url)} "
              f"(revision {at}):", *(f"  {difference.line()}" for difference in differences)]
-    print("\n".join(lines))
+    print_result("\n".join(lines))
     raise CheckFailed(f"the schema has drifted from the models in {len(differences)} place(s)",
                       "see the list on stdout",
                       "write a revision for the change (`invoke revision -m … --autogenerate`), or run pending ones")

@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from bot.database.sqlite_files import prepare_sqlite_location
-from bot.database.urls import where
+from bot.database.urls import mysql_wire_password, where
 from bot.errors import ConfigError, DatabaseUnreachable
 
 if TYPE_CHECKING:  # the asyncio layer is imported when an engine is made, not by the sync fast path
@@ -134,7 +134,7 @@ def _mysql_plan(url: URL) -> ConnectPlan:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
     if mode != "DISABLED":
         connect_args["ssl"] = _mysql_ssl_context(mode, files)
-    return ConnectPlan(url, connect_args, require_tls=mode not in ("DISABLED", "PREFERRED"))
+    return ConnectPlan(mysql_wire_password(url), connect_args, require_tls=mode not in ("DISABLED", "PREFERRED"))
 
 
 def _check_mysql_values(url: URL) -> None:

@@ -21,9 +21,11 @@ from bot.config import Config, load_config
 from bot.database import checksums, fastpath, journal
 from bot.database.catalog import Catalog
 from bot.database.engine import create_engine
+from bot.database.presence import require_existing_database
 from bot.database.recorder import StepRecorder
 from bot.database.review import ALLOW, COLLECT, ENFORCE, REPORT, REPORTED, Review, ReviewRefused
 from bot.database.safeguards import bound_ddl_locks, is_lock_wait
+from bot.database.targets import refuse_downward_upgrade
 from bot.database.urls import database_label, where
 from bot.database.waiting import reason
 from bot.errors import ConfigError, MigrationFailed, Refused
@@ -180,7 +182,7 @@ def run_migrations_if_needed(config: Config | None = None) -> MigrationReport | 
         return None
     from bot.database.overview import read_overview  # overview builds on this module
 
-    found = read_overview(config)  # one read: revisions, alembic_version and the journal
+    found = read_overview(config, missing_is_empty=True)  # one read: revisions, alembic_version and the journal
     state = found.state
     _refuse_unsafe_state(state)
     journal.refuse_half_applied(found.half_applied, found.location)
@@ -302,6 +304,7 @@ async def _connection(config: Config) -> AsyncIterator[tuple[Any, AsyncConnectio
 
 async def _read(config: Config, work: Callable[[Connection], Any]) -> Any:
     """Run a read-only sync function on a fresh connection."""
+    require_existing_database(config.database_url)
     async with _connection(config) as (_engine, connection):
         return await connection.run_sync(work)
 
@@ -337,6 +340,8 @@ async def _migrate_async(config: Config, direction: str, target: str, confirm: C
                 _refuse_unsafe_state(state)
             else:
                 _refuse_unknown(state)
+            if direction == "upgrade":
+                refuse_downward_upgrade(scripts, before, target)
             who = journal.origin(config.env)
             journal.refuse_half_applied(await connection.run_sync(journal.prepare, who), where(url))
             revision_files = None

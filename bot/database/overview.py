@@ -19,11 +19,12 @@ from bot.database import checksums, journal
 from bot.database.engine import create_engine
 from bot.database.lock import migration_lock
 from bot.database.migrations import RevisionInfo, Status, _history, _status, applied_revisions
+from bot.database.presence import require_existing_database, sqlite_file_missing
 from bot.database.scripts import alembic_config, load_scripts
 from bot.database.steps import current_heads
 from bot.database.urls import where
 from bot.database.waiting import open_connection
-from bot.errors import CheckFailed, ConfigError, LockTimeout
+from bot.errors import CheckFailed, LockTimeout
 from bot.signals import run_guarded
 
 APPLIED = "applied"
@@ -73,10 +74,16 @@ class Overview:
         return problems
 
 
-def read_overview(config: Config) -> Overview:
-    """Read the revision scripts, alembic_version and the journal, and judge open rows by the lock."""
+def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview:
+    """Read the revision scripts, alembic_version and the journal, and judge open rows by the lock.
+
+    A SQLite file that does not exist is never created here: exit 3, or (missing_is_empty) an empty database.
+    """
     scripts = load_scripts(alembic_config(config))
     url = config.database_url
+    if missing_is_empty and sqlite_file_missing(url):
+        return _combine(where(url), _status(scripts, ()), _history(scripts, ()), None, [], True)
+    require_existing_database(url)
 
     async def read() -> Overview:
         engine = create_engine(url, poolclass=NullPool)
@@ -160,13 +167,6 @@ def status_document(overview: Overview) -> dict[str, object]:
         "edited": [item.as_json() for item in overview.edited],
         "problems": overview.check_problems,
     }
-
-
-def validate_limit(limit: int | None) -> int | None:
-    """--limit must be a positive number of revisions."""
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit {limit} is not allowed", "it counts revisions to show", "pass --limit 1 or more")
-    return limit
 
 
 def _edited(connection: Connection, scripts: Any, current: tuple[str, ...]) -> list[checksums.Edited]:

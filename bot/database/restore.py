@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.config import Config
 from bot.database import journal
-from bot.database.backup import backup_kind, take_backup, verify_backup
+from bot.database.backup import backup_kind, open_backup, take_backup, verify_backup
 from bot.database.engine import connect_options
 from bot.database.lock import migration_lock
 from bot.database.scripts import TOOLKIT_TABLES, alembic_config, load_scripts
@@ -99,7 +99,7 @@ def backup_revision(path: Path, kind: str, url: URL) -> tuple[str, ...]:
     own alembic_version data into a temporary table of a scratch session, which changes nothing.
     """
     if kind == "sqlite":
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        connection = open_backup(path)
         try:
             return tuple(row[0] for row in connection.execute("SELECT version_num FROM alembic_version"))
         except sqlite3.OperationalError:
@@ -312,7 +312,7 @@ def _run_restore(url: URL, path: Path, kind: str, safety: Path | None, lock_time
 
 def _restore_sqlite(source: Path, target: Path) -> None:
     """The online backup API, backup file → live file, in one step (one write transaction on the target)."""
-    reader = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True)
+    reader = open_backup(source)
     try:
         writer = sqlite3.connect(target, timeout=30)
         try:

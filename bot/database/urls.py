@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,6 +27,9 @@ _ACCEPTED_DRIVERS = {
     "mariadb": {"", "aiomysql", "pymysql"},
 }
 SUPPORTED_FORMS = "sqlite:///path.db, postgresql://…, postgres://…, mysql://…, mariadb://…"
+# What may follow the credentials' '@': host[:port] (or a libpq host list), then /database and ?options.
+_LOCATION = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^/?#@:\[\]\s]*)(:\d*)?(,[^/?#@\s]*)?/[^?@]*(\?.*)?$")
+_HOST_NAME = re.compile(r"^[^\s/?#@:\[\]%]+$")
 
 
 def default_database_url() -> URL:
@@ -59,6 +64,7 @@ def normalize_database_url(raw: str) -> URL:
     url = url.set(drivername=f"{backend}+{ASYNC_DRIVERS[backend]}")
     if backend == "sqlite":
         return _absolute_sqlite(url)
+    _check_address(url)
     if not url.database:
         raise ConfigError(
             "DATABASE_URL names no database",
@@ -68,20 +74,91 @@ def normalize_database_url(raw: str) -> URL:
     return url
 
 
+def written_passwords(raw: str) -> list[str]:
+    """A URL's password as written and as decoded, for the redactor, even when the URL fails validation later."""
+    try:
+        password = _parse(raw.strip()).password
+    except Exception:  # noqa: BLE001 - whatever make_url raises for a malformed URL, validation reports it
+        return []
+    if not password:
+        return []
+    scheme, _, rest = raw.strip().partition("://")
+    userinfo, _ = _split_credentials(rest) if "@" in rest else ("", "")
+    return [str(password), userinfo.partition(":")[2]]
+
+
 def _parse(raw: str) -> URL:
-    """make_url, except that the credentials end at the last '@' (raw '@', ':', '/' in a password work)."""
+    """make_url, except that the credentials end at the '@' before the host, so a password may hold any of
+    '@ : / # ? &' raw, and a password that is not percent-encoded is taken as it is."""
     scheme, separator, rest = raw.partition("://")
-    address, question, query = rest.partition("?")
-    if not separator or address.startswith("/") or "@" not in address:
+    if not separator or rest.startswith("/") or "@" not in rest:
         return make_url(raw)
-    userinfo, _, location = address.rpartition("@")
+    userinfo, location = _split_credentials(rest)
+    url = make_url(f"{scheme}://{location}")
     username, colon, password = userinfo.partition(":")
-    url = make_url(f"{scheme}://{location}{question}{query}")
-    return url.set(username=unquote(username) or None, password=unquote(password) if colon else None)
+    return url.set(username=_decoded(username) or None, password=_decoded(password) if colon else None)
+
+
+def _split_credentials(rest: str) -> tuple[str, str]:
+    """user:password and host[:port][/database][?options]: split at the last '@' that leaves a real host part."""
+    at = len(rest)
+    while (at := rest.rfind("@", 0, at)) >= 0:
+        if _LOCATION.match(rest[at + 1:]):
+            return rest[:at], rest[at + 1:]
+    userinfo, _, location = rest.rpartition("@")
+    return userinfo, location
+
+
+def _decoded(text: str) -> str:
+    """Percent-decoded text, or the text itself when it was clearly not encoded (a '%' that starts no UTF-8
+    escape, as in a raw password like ab%cd or 50%off)."""
+    if "%" not in text:
+        return text
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        return text
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        return text
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name (IDNA-encodable) or an IP address, as getaddrinfo accepts them."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.strip("[]"))
+        except ValueError:
+            return False
+        return True
+    try:
+        return bool(_HOST_NAME.match(host)) and bool(host.encode("idna"))
+    except UnicodeError:
+        return False
+
+
+def _check_address(url: URL) -> None:
+    """A host a resolver can be asked about and a port that exists, before any driver sees them."""
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError("DATABASE_URL has a port outside 1-65535", "no server can listen there",
+                          "fix the number after the host's ':' (PostgreSQL: 5432, MySQL/MariaDB: 3306)")
+    if not all(_valid_host(host) for host in (url.host or "").split(",") if host):
+        raise ConfigError("DATABASE_URL has a malformed host", "a host is a DNS name or an IP address",
+                          "check the part between '@' and the port or '/', and percent-encode special "
+                          "characters of the password (@ as %40, / as %2F)")
 
 
 def _absolute_sqlite(url: URL) -> URL:
     """Anchor a relative SQLite path at the project root instead of the current directory."""
+    if url.host or url.username or url.port:
+        raise ConfigError(
+            "DATABASE_URL names a host for SQLite (sqlite:// with two slashes?)",
+            "a SQLite URL has three slashes before a relative path and four before an absolute one",
+            "use e.g. sqlite:///data/bot.db or sqlite:////var/lib/bot/bot.db",
+        )
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise ConfigError(
@@ -93,6 +170,14 @@ def _absolute_sqlite(url: URL) -> URL:
     if not path.is_absolute():
         path = PROJECT_ROOT / path
     return url.set(database=str(path))
+
+
+def mysql_wire_password(url: URL) -> URL:
+    """aiomysql and PyMySQL send a password as latin-1, which fails (or differs) beyond ASCII; give them the UTF-8
+    bytes the mariadb client sends, spelt as latin-1 so their encoding step hands those bytes over unchanged."""
+    if not url.password or str(url.password).isascii():
+        return url
+    return url.set(password=str(url.password).encode("utf-8").decode("latin-1"))
 
 
 def sync_url(url: URL) -> URL:

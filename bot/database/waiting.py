@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from bot.database.urls import where
 from bot.errors import DatabaseUnreachable
 from bot.logs import get_logger
+from bot.resolution import unresolvable
 
 if TYPE_CHECKING:  # the asyncio layer loads with the engines, not with this module (the fast path imports it)
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,8 +20,8 @@ if TYPE_CHECKING:  # the asyncio layer loads with the engines, not with this mod
 log = get_logger(__name__)
 
 _TRANSIENT_TEXT = (
-    "connection refused", "could not translate host name", "name or service not known",
-    "temporary failure in name resolution", "nodename nor servname", "timeout", "timed out",
+    "connection refused", "could not translate host name", "temporary failure in name resolution",
+    "timeout", "timed out",
     "the database system is starting up", "the database system is shutting down",
     "the database system is in recovery mode", "server closed the connection unexpectedly",
     "no route to host", "network is unreachable", "connection reset", "can't connect to",
@@ -42,7 +43,10 @@ def reason(error: BaseException) -> str:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for refused, timed out, unresolved or still-starting servers; False for wrong credentials."""
+    """True for refused, timed out or still-starting servers and DNS hiccups; False for wrong credentials,
+    a host name that does not exist, or anything a driver cannot even attempt (a malformed host or port)."""
+    if unresolvable(error) or isinstance(error, (UnicodeError, ValueError, OverflowError)):
+        return False
     original = getattr(error, "orig", None) or error
     args = getattr(original, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
@@ -66,9 +70,15 @@ async def open_connection(engine: AsyncEngine, url: URL, timeout: float) -> Asyn
         try:
             # One attempt never outlives the wait by more than a second, whatever the driver's own timeout.
             return await asyncio.wait_for(engine.connect(), max(deadline - time.monotonic(), 0) + 1.0)
-        except (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError) as error:
+        except (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError, UnicodeError, ValueError,
+                OverflowError) as error:
             why = reason(error) if not isinstance(error, TimeoutError) else "connecting timed out"
             remaining = deadline - time.monotonic()
+            unknown_host = unresolvable(error)
+            if unknown_host:
+                raise DatabaseUnreachable(f"the database host {url.host!r} does not resolve",
+                                          f"{unknown_host}, which waiting does not change",
+                                          "check the host in DATABASE_URL for a typo") from None
             if not is_transient(error):
                 raise DatabaseUnreachable(f"cannot use the database at {where(url)}", why,
                                           "check DATABASE_URL (credentials, database name)") from None

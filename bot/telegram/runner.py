@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.config import Config
 from bot.database.engine import create_engine
 from bot.database.fastpath import script_heads
-from bot.errors import ConfigError, Interrupted, ToolkitError
+from bot.errors import Interrupted
 from bot.health import RuntimeState, add_health_routes, check_database, start_site
 from bot.logs import get_logger
 from bot.metrics import BotMetrics
@@ -27,6 +27,7 @@ from bot.telegram.leader import LeaderElection
 from bot.telegram.notices import Notices
 from bot.telegram.observe import ApiCallObserver, UpdateObserver
 from bot.telegram.pacing import FloodControl
+from bot.telegram.reaching import reach_bot_api
 from bot.telegram.tracker import HandlerTracker
 
 if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
@@ -122,7 +123,9 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
             app = web.Application()
             mount_health(app)
             health_runner = await start_site(app, config.health_host, config.health_port, purpose="health")
-        me = await _get_me(bot)
+        me = await reach_bot_api(bot, config, stopper.event)  # getMe, cached on the Bot for polling
+        if me is None:
+            return
         state.bot_ok, state.username = True, me.username
         log.info("bot connected", bot_id=me.id, username=me.username)
         await check_database(engine, state)
@@ -221,18 +224,6 @@ async def _acknowledge(bot: Bot, tracker: HandlerTracker) -> None:
         await bot.get_updates(offset=offset, limit=1, timeout=0)
     except TelegramAPIError as error:
         log.warning("updates not acknowledged", bot_id=bot.id, offset=offset, reason=error.message)
-
-
-async def _get_me(bot: Bot) -> Any:
-    """getMe (cached on the Bot, so polling does not ask again), each way it fails turned into one clear line."""
-    try:
-        return await bot.me()
-    except TelegramUnauthorizedError:
-        raise ConfigError("Telegram rejected BOT_TOKEN", "getMe answered 401 Unauthorized",
-                          "copy the token again from @BotFather") from None
-    except TelegramNetworkError as error:
-        raise ToolkitError("cannot reach the Telegram Bot API", str(error),
-                           "check the network, TELEGRAM_API_URL or TELEGRAM_PROXY") from None
 
 
 def _health_mount(engine: AsyncEngine, state: RuntimeState,
