@@ -179,6 +179,7 @@ NON_DEFAULTS: dict[str, tuple[str, dict[str, str]]] = {
     "LOG_FORMAT": ("console", {}),
     "MIGRATION_LOCK_TIMEOUT": ("12", {}),
     "DB_WAIT_TIMEOUT": ("7", {}),
+    "BOT_API_WAIT_TIMEOUT": ("9", {}),
     "BACKUP_DIR": ("/srv/bot-backups", {}),
     "BACKUP_KEEP": ("3", {}),
     "BACKUP_BEFORE_MIGRATE": ("true", {}),

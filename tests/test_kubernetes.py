@@ -169,7 +169,8 @@ def test_the_exit_codes_of_the_job_are_each_explained() -> None:
     section = text.partition("\n## Kubernetes")[2].partition("\n## ")[0]
     assert section, "docs/DEPLOYMENT.md has no Kubernetes section"
     rows = set(re.findall(r"^\|\s*(\d)\s*\|", section, flags=re.MULTILINE))
-    assert rows >= {str(int(code)) for code in ExitCode if code != ExitCode.CHECK_FAILED}, rows
+    assert rows >= {str(int(code)) for code in ExitCode
+                    if code not in (ExitCode.CHECK_FAILED, ExitCode.BOT_API_UNREACHABLE)}, rows  # start only
 
 
 def _as_in_the_pod(value: str, project: Path, tmp_path: Path) -> str:
