@@ -33,7 +33,7 @@ COPY bot ./bot
 # Precompile the code and every revision file, so a start never re-parses them (and works read-only),
 # and store the revision manifest beside the bytecode, since nothing can write it at run time.
 RUN python -m compileall -q bot alembic tasks.py \
-    && python -m bot.database.fastpath \
+    && python -m bot.migrate.fastpath \
     && mkdir -p /app/data /app/backups \
     && chown 10001:0 /app/data /app/backups \
     && chmod 0770 /app/data /app/backups

@@ -1,6 +1,6 @@
 """Operator tasks: `invoke --list` shows them, `invoke --help TASK` explains each flag.
 
-Each task is a thin wrapper over bot.commands; imports happen inside the task so that listing
+Each task is a thin wrapper over bot.cli; imports happen inside the task so that listing
 tasks stays fast and only `start` ever imports aiogram.
 """
 
@@ -29,9 +29,9 @@ X_HELP = "key=value handed to revisions as context.get_x_argument(), like `alemb
 def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: bool = False,
             no_backup: bool = False, x: list[str] | None = None) -> None:
     """Upgrade the database schema to head (or --to REV) under the migration lock."""
-    from bot import commands
+    from bot import cli
 
-    commands.migrate(to=to, sql=sql, allow_destructive=allow_destructive, no_backup=no_backup, x=x or [])
+    cli.migrate(to=to, sql=sql, allow_destructive=allow_destructive, no_backup=no_backup, x=x or [])
 
 
 @task(iterable=["x"], help={"steps": "How many revisions to undo (default: 1).",
@@ -43,9 +43,9 @@ def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: 
 def rollback(c: Context, steps: str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
              no_backup: bool = False, x: list[str] | None = None) -> None:
     """Undo the last revision (or --steps N, or down --to REV), after a verified backup."""
-    from bot import commands
+    from bot import cli
 
-    commands.rollback(steps=steps, to=to, yes=yes, sql=sql, no_backup=no_backup, x=x or [])
+    cli.rollback(steps=steps, to=to, yes=yes, sql=sql, no_backup=no_backup, x=x or [])
 
 
 @task(name="rollback-base", help={"yes": "Confirm without a prompt (required without a terminal).",
@@ -53,9 +53,9 @@ def rollback(c: Context, steps: str | None = None, to: str | None = None, yes: b
                                   "no-backup": "Go on without the backup taken first, knowingly."})
 def rollback_base(c: Context, yes: bool = False, sql: bool = False, no_backup: bool = False) -> None:
     """Undo every revision: drops every table the revisions created (after a verified backup)."""
-    from bot import commands
+    from bot import cli
 
-    commands.rollback_base(yes=yes, sql=sql, no_backup=no_backup)
+    cli.rollback_base(yes=yes, sql=sql, no_backup=no_backup)
 
 
 @task(help={"path": "The backup file to restore (from BACKUP_DIR).",
@@ -63,44 +63,44 @@ def rollback_base(c: Context, yes: bool = False, sql: bool = False, no_backup: b
             "no-backup": "Skip the backup of the current state taken before the restore, knowingly."})
 def restore(c: Context, path: str, yes: bool = False, no_backup: bool = False) -> None:
     """Restore a backup under the migration lock; the journal keeps its current rows."""
-    from bot import commands
+    from bot import cli
 
-    commands.restore(path=path, yes=yes, no_backup=no_backup)
+    cli.restore(path=path, yes=yes, no_backup=no_backup)
 
 
 @task
 def check(c: Context) -> None:
     """Compare the models with the live schema; exit 7 listing the differences (for CI)."""
-    from bot import commands
+    from bot import cli
 
-    commands.check()
+    cli.check()
 
 
 @task(help={"limit": "Show only the N newest revisions (default: all).",
             "json": "Print one JSON document on stdout (shape: docs/JOURNAL.md)."})
 def history(c: Context, limit: str | None = None, json: bool = False) -> None:
     """List every revision, newest first, with when, by whom, from where and how long it was applied."""
-    from bot import commands
+    from bot import cli
 
-    commands.history(limit=limit, as_json=json)
+    cli.history(limit=limit, as_json=json)
 
 
 @task(help={"json": "Print one JSON document on stdout (shape: docs/JOURNAL.md).",
             "check": "Exit 7 when anything is pending, half-applied or unknown (for CI and deploy gates)."})
 def status(c: Context, json: bool = False, check: bool = False) -> None:
     """Show the current revision, the head, the pending revisions and any half-applied one."""
-    from bot import commands
+    from bot import cli
 
-    commands.status(as_json=json, check=check)
+    cli.status(as_json=json, check=check)
 
 
 @task(help={"to": "The revision the schema now matches (after a manual repair).",
             "yes": "Confirm without a prompt (required without a terminal)."})
 def stamp(c: Context, to: str = "", yes: bool = False) -> None:
     """Set the database's revision without running anything: the way out of a half-applied revision."""
-    from bot import commands
+    from bot import cli
 
-    commands.stamp(to=to, yes=yes)
+    cli.stamp(to=to, yes=yes)
 
 
 @task(name="accept-edit", help={"revision": "The applied revision whose file was edited (see `invoke status`).",
@@ -109,18 +109,18 @@ def stamp(c: Context, to: str = "", yes: bool = False) -> None:
                                 "yes": "Confirm without a prompt (required without a terminal)."})
 def accept_edit(c: Context, revision: str = "", reason: str = "", yes: bool = False) -> None:
     """Accept an applied revision's edited file as what ran (journaled; nothing runs)."""
-    from bot import commands
+    from bot import cli
 
-    commands.accept_edit(revision=revision, reason=reason, yes=yes)
+    cli.accept_edit(revision=revision, reason=reason, yes=yes)
 
 
 @task(help={"message": "What the revision does (names the file).",
             "autogenerate": "Compare the models with the database and write the difference."})
 def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
     """Create a new revision file in alembic/versions."""
-    from bot import commands
+    from bot import cli
 
-    commands.revision(message=message, autogenerate=autogenerate)
+    cli.revision(message=message, autogenerate=autogenerate)
 
 
 @task(iterable=["x"], help={"allow-destructive": "Apply revisions whose review findings nobody acknowledged (one "
@@ -128,9 +128,9 @@ def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
                             "x": X_HELP})
 def start(c: Context, allow_destructive: bool = False, x: list[str] | None = None) -> None:
     """Load .env, migrate (production) or check the schema (development), then run the bot."""
-    from bot import commands
+    from bot import cli
 
-    commands.start(allow_destructive=allow_destructive, x=x or [])
+    cli.start(allow_destructive=allow_destructive, x=x or [])
 
 
 @task(name="review", help={"json": "Print one JSON document on stdout (shape: docs/REVIEW.md).",
@@ -138,14 +138,14 @@ def start(c: Context, allow_destructive: bool = False, x: list[str] | None = Non
                                    "no database needed."})
 def review(c: Context, json: bool = False, from_: str | None = None) -> None:
     """Check the pending revisions against the review's rules without applying them; exit 7 on a finding."""
-    from bot import commands
+    from bot import cli
 
-    commands.review(as_json=json, start=from_)
+    cli.review(as_json=json, start=from_)
 
 
 @task(help={"json": "Print one JSON document on stdout instead of the table."})
 def doctor(c: Context, json: bool = False) -> None:
     """Show the effective configuration (secrets masked) and whether the database and Bot API answer."""
-    from bot import commands
+    from bot import cli
 
-    commands.doctor(as_json=json)
+    cli.doctor(as_json=json)

@@ -1,6 +1,6 @@
 """Alembic environment: async, URL from the project's configuration, never Alembic's fileConfig.
 
-The toolkit (bot.database.migrations) passes an open connection in config.attributes; the plain
+The toolkit (bot.migrate.api) passes an open connection in config.attributes; the plain
 `alembic` command gets none, so this file loads .env, sets up logging and connects by itself.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from alembic import context
-from bot.config import Config
-from bot.database.engine import create_engine
-from bot.database.scripts import context_options
-from bot.entry import prepare
+from bot.boundary import prepare
+from bot.data.engine import create_engine
+from bot.migrate.graph import context_options
+from bot.settings import Config
 
 alembic_cfg = context.config
 

@@ -196,7 +196,7 @@ datefmt = %H:%M:%S
 def make_project(base: Path, revisions: int) -> Path:
     """A copy of this project whose history is the two real revisions plus generated ones, N in all."""
     target = base / f"toolkit_{revisions}"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data", ".env", "backups")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")  # bot/ and alembic/ hold no data, .env or backups
     for name in ("bot", "alembic"):
         shutil.copytree(ROOT / name, target / name, ignore=ignore)
     for name in ("alembic.ini", "tasks.py"):

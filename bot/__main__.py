@@ -1,6 +1,6 @@
 """`python -m bot`: the same startup sequence as `invoke start`."""
 
-from bot.entry import run
+from bot.boundary import run
 from bot.startup import start
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from bot.database.migrations import Confirm, Plan
 from bot.errors import Refused
+from bot.migrate.api import Confirm, Plan
 
 
 def describe_plan(plan: Plan) -> str:

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bot.config import Config
 from bot.errors import CheckFailed, ToolkitError
+from bot.settings import Config
 
 # Doctor answers quickly: it never waits the full DB_WAIT_TIMEOUT for a database that is down.
 DATABASE_TIMEOUT = 5.0
@@ -80,8 +80,8 @@ def _configuration(config: Config) -> Finding:
 
 def _database(config: Config) -> Finding:
     """Reachable, and where its revision stands; fail for whatever would make `invoke start` refuse here."""
-    from bot.database import overview
-    from bot.database.presence import require_existing_database
+    from bot.data.presence import require_existing_database
+    from bot.migrate.read import overview
 
     quick = replace(config, db_wait_timeout=min(config.db_wait_timeout, DATABASE_TIMEOUT))
     try:
@@ -120,7 +120,7 @@ def _database(config: Config) -> Finding:
 
 def _bot_api(config: Config) -> list[Finding]:
     """getMe with the token (through TELEGRAM_PROXY), then whether the webhook matches the mode."""
-    from bot.botapi import BotApiError, call
+    from bot.telegram.botapi import BotApiError, call
 
     if config.bot_token is None:
         return [Finding("bot api", "fail", "BOT_TOKEN is not set, so `invoke start` refuses (exit 2): set it to the "

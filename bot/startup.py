@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from bot.config import Config
-from bot.database.migrations import run_migrations_if_needed
 from bot.errors import Interrupted, MigrationFailed
 from bot.logs import get_logger
+from bot.migrate.api import run_migrations_if_needed
+from bot.settings import Config
 from bot.signals import STOP_SIGNALS
 
 log = get_logger("bot.startup")
@@ -89,7 +89,7 @@ def start(config: Config) -> None:
             try:
                 report = run_migrations_if_needed(config)
             except MigrationFailed as error:
-                from bot.notify import alert_migration_failed
+                from bot.telegram.notify import alert_migration_failed
 
                 alert_migration_failed(config, error)
                 raise

@@ -33,7 +33,7 @@ from prometheus_client.metrics_core import Metric  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 
-from bot.config import SECRET_FILE_VARIABLES, VARIABLES, Config, load_config  # noqa: E402
+from bot.settings import SECRET_FILE_VARIABLES, VARIABLES, Config, load_config  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 
 set_hypothesis_home_dir(SCRATCH / "hypothesis")
@@ -117,7 +117,7 @@ def plain(url: URL) -> str:
 def project(tmp_path: Path) -> Path:
     """A copy of the project to run real commands in, so a test may edit revisions or .env freely."""
     target = tmp_path / "project"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data", ".env", "backups")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")  # bot/ and alembic/ hold no data, .env or backups
     for name in ("bot", "alembic"):
         shutil.copytree(ROOT / name, target / name, ignore=ignore)
     for name in ("alembic.ini", "tasks.py"):
@@ -160,7 +160,7 @@ def events_named(stderr: str, name: str) -> list[dict[str, object]]:
 
 def variables_the_code_reads() -> set[str]:
     """Every variable name load_config reads: literal names passed with `environ`, plus each secret's NAME_FILE."""
-    tree = ast.parse((ROOT / "bot" / "config.py").read_text())
+    tree = ast.parse((ROOT / "bot" / "settings.py").read_text())
     names = {f"{name}_FILE" for name in SECRET_FILE_VARIABLES} | set(SECRET_FILE_VARIABLES)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) \
@@ -219,7 +219,7 @@ def message_update(update_id: int, text: str, user_id: int = 901) -> dict[str, A
 
 def in_process_bot(database: URL, telegram: FakeTelegram, **variables: str) -> Config:
     """The configuration of a bot run in this process on this database and fake Bot API, the schema at head."""
-    from bot.database.migrations import upgrade  # loads Alembic: only for the tests that run a bot
+    from bot.migrate.api import upgrade  # loads Alembic: only for the tests that run a bot
 
     config = load_config({"DATABASE_URL": plain(database), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
                           **variables})

@@ -15,15 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.database.engine import connect_options
-from bot.database.urls import sync_url
+from bot.data.engine import connect_options
+from bot.data.urls import sync_url
 from bot.paths import PROJECT_ROOT as ROOT
 
 
 def shipped_revisions() -> tuple[str, ...]:
     """The repository's own revision ids, oldest first: tests compare with these, never with a count of them."""
-    from bot.config import Config
-    from bot.database.scripts import alembic_config, load_scripts
+    from bot.migrate.graph import alembic_config, load_scripts
+    from bot.settings import Config
 
     return tuple(reversed([script.revision for script in load_scripts(alembic_config(Config())).walk_revisions()]))
 
@@ -135,7 +135,7 @@ def revision_of(url: URL) -> str | None:
 
 
 def run_task(task: Callable[[], None]) -> int:
-    """Run a task function of bot.commands inside its error boundary, in this process; return its exit code."""
+    """Run a task function of bot.cli inside its error boundary, in this process; return its exit code."""
     try:
         task()
     except SystemExit as stop:

@@ -15,14 +15,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot import commands
-from bot.config import Config
-from bot.database import journal, migrations
-from bot.database.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
-from bot.database.restore import restore
-from bot.database.safeguards import downgrade_guards, upgrade_guards
-from bot.database.urls import sync_url
+from bot import cli
+from bot.data.urls import sync_url
 from bot.errors import Refused
+from bot.migrate import api as migrations
+from bot.migrate import journal
+from bot.migrate.rails.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
+from bot.migrate.rails.guards import downgrade_guards, upgrade_guards
+from bot.migrate.rails.restore import restore
+from bot.settings import Config
 from tests.conftest import MARIADB_ADMIN, clean_env, events_named, json_lines, plain, run_invoke
 from tests.helpers_db import revision_of, run_task, schema
 
@@ -211,7 +212,7 @@ def test_rollback_base_in_development_without_a_terminal_or_yes_changes_nothing(
     before = schema(url)
     monkeypatch.setenv("DATABASE_URL", plain(url))
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
-    assert run_task(commands.rollback_base) == 6
+    assert run_task(cli.rollback_base) == 6
     assert "pass --yes" in str(json_lines(capfd.readouterr().err)[-1]["error"])
     assert schema(url) == before and revision_of(url) == "0002"
     assert not (tmp_path / "backups").exists()
@@ -234,9 +235,9 @@ def test_corrupt_or_truncated_backups_are_rejected(tmp_path: Path) -> None:
 
 def test_backup_and_ddl_variables_are_validated() -> None:
     """BACKUP_KEEP, BACKUP_BEFORE_MIGRATE and the DDL limits reject bad values; BACKUP_DIR is anchored at the root."""
-    from bot.config import load_config
     from bot.errors import ConfigError
     from bot.paths import PROJECT_ROOT
+    from bot.settings import load_config
 
     config = load_config({"BACKUP_DIR": "var/bk", "BACKUP_KEEP": "3", "BACKUP_BEFORE_MIGRATE": "yes",
                           "ALLOW_DESTRUCTIVE_MIGRATIONS": "false", "DDL_LOCK_TIMEOUT": "2.5",

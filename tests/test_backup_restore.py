@@ -8,13 +8,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import journal, migrations
-from bot.database.backup import backup_kind, take_backup
-from bot.database.restore import backup_revision, restore
-from bot.database.safeguards import downgrade_guards
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
 from bot.errors import ConfigError, MigrationFailed, Refused
+from bot.migrate import api as migrations
+from bot.migrate import journal
+from bot.migrate.rails.backup import backup_kind, take_backup
+from bot.migrate.rails.guards import downgrade_guards
+from bot.migrate.rails.restore import backup_revision, restore
+from bot.settings import Config
 from tests.conftest import clean_env, plain, run_invoke
 from tests.helpers_db import add_revision, revision_of, revision_source, run_task, schema
 from tests.helpers_db import query as execute
@@ -146,9 +147,9 @@ def test_backup_at_a_revision_the_code_lacks_is_refused(any_url: URL, project: P
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
     with pytest.raises(Refused, match="at revision 0003, which these scripts do not know"):
         restore(config, backup, confirm=lambda plan: True)
-    from bot import commands  # the task as an operator runs it, inside the error boundary
+    from bot import cli  # the task as an operator runs it, inside the error boundary
 
-    assert run_task(lambda: commands.restore(path=str(backup), yes=True)) == 6
+    assert run_task(lambda: cli.restore(path=str(backup), yes=True)) == 6
     assert revision_of(any_url) == "0002" and schema(any_url) == tables
     assert execute(any_url, "SELECT id, first_name FROM users") == [(1, "Ann")]
     assert journal_rows(any_url) == journal_before

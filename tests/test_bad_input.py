@@ -23,7 +23,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot import commands, paths
+from bot import cli, paths
 from tests.conftest import IN_CI, TOOLKIT_VARIABLES, clean_env, free_port
 
 SECRET_LETTERS = "QXJKVW"
@@ -257,7 +257,7 @@ def migrated_database(folder: Path) -> None:
     """The SQLite database `made.db` of the generated URLs, at 0001, so commands also succeed or find work."""
     if not (folder / "made.db").exists():
         with environment(Case(environ={**QUICK, "DATABASE_URL": f"sqlite:///{folder}/made.db"}), folder):
-            assert run_in_process(lambda: commands.migrate(to="0001"))[0] == 0
+            assert run_in_process(lambda: cli.migrate(to="0001"))[0] == 0
 
 
 def check_outcome(case: Case, code: int, out: str, err: str) -> None:
@@ -286,7 +286,7 @@ def test_any_environment_env_file_and_flags_end_cleanly(data: st.DataObject, tmp
     case = data.draw(cases(tmp_path))
     name, flags = case.command
     with environment(case, tmp_path):
-        code, out, err = run_in_process(lambda: getattr(commands, name)(**flags))
+        code, out, err = run_in_process(lambda: getattr(cli, name)(**flags))
     check_outcome(case, code, out, err)
 
 
@@ -305,12 +305,12 @@ def test_any_flag_text_ends_cleanly(command: str, value: str, tmp_path: Path) ->
     migrated_database(tmp_path)
     case = Case(environ={**QUICK, "DATABASE_URL": f"sqlite:///{tmp_path}/made.db"}, command=(command, {"": value}))
     with environment(case, tmp_path):
-        task = {"history-limit": lambda: commands.history(limit=value),
-                "rollback-steps": lambda: commands.rollback(steps=value, sql=True),
-                "rollback-to": lambda: commands.rollback(to=value, sql=True),
-                "migrate-to": lambda: commands.migrate(to=value, sql=True),
-                "stamp-to": lambda: commands.stamp(to=value),
-                "restore-path": lambda: commands.restore(path=value)}[command]
+        task = {"history-limit": lambda: cli.history(limit=value),
+                "rollback-steps": lambda: cli.rollback(steps=value, sql=True),
+                "rollback-to": lambda: cli.rollback(to=value, sql=True),
+                "migrate-to": lambda: cli.migrate(to=value, sql=True),
+                "stamp-to": lambda: cli.stamp(to=value),
+                "restore-path": lambda: cli.restore(path=value)}[command]
         code, out, err = run_in_process(task)
     check_outcome(case, code, out, err)
 

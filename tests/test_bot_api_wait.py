@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import commands
+from bot import cli
 from bot.errors import ExitCode
 from tests.conftest import ROOT, TOKEN, TOOLKIT_VARIABLES, clean_env, events_named, free_port, json_lines, plain
 from tests.fake_telegram import FakeTelegram
@@ -24,7 +24,7 @@ def test_unreachable_bot_api_is_retried_then_exits_9(sqlite_url: URL, monkeypatc
                         "TELEGRAM_API_URL": f"http://127.0.0.1:{free_port()}", "BOT_API_WAIT_TIMEOUT": "2"}.items():
         monkeypatch.setenv(name, value)
     started = time.monotonic()
-    assert run_task(commands.start) == ExitCode.BOT_API_UNREACHABLE == 9
+    assert run_task(cli.start) == ExitCode.BOT_API_UNREACHABLE == 9
     elapsed = time.monotonic() - started
     err = capfd.readouterr().err
     waits = events_named(err, "waiting for bot api")
@@ -42,7 +42,7 @@ def test_bot_api_host_that_does_not_exist_exits_9_at_once(sqlite_url: URL, monke
                         "TELEGRAM_API_URL": "http://bot-api.invalid:8081", "BOT_API_WAIT_TIMEOUT": "60"}.items():
         monkeypatch.setenv(name, value)
     started = time.monotonic()
-    assert run_task(commands.start) == 9
+    assert run_task(cli.start) == 9
     err = capfd.readouterr().err
     assert time.monotonic() - started < 20  # vs. the 60 s wait
     assert not events_named(err, "waiting for bot api")

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import checksums, fastpath, migrations
-from bot.database.overview import check, read_overview
-from bot.database.stamping import accept_edit
 from bot.errors import CheckFailed, Refused
+from bot.migrate import api as migrations
+from bot.migrate import checksums, fastpath
+from bot.migrate.read.overview import check, read_overview
+from bot.migrate.repair import accept_edit
+from bot.settings import Config
 from tests.conftest import clean_env, events_named, plain, run_invoke
 from tests.helpers_db import NEXT, SHIPPED, add_revision, query, revision_source, revisions_folder
 

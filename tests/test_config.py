@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import commands, paths
-from bot.config import Config, Secret, load_config, load_env_file, mask_token
+from bot import cli, paths
 from bot.errors import ConfigError, ExitCode
 from bot.paths import DEFAULT_SQLITE_FILE, PROJECT_ROOT
+from bot.settings import Config, Secret, load_config, load_env_file, mask_token
 from tests.conftest import clean_env, json_lines, run_invoke
 from tests.helpers_db import run_task
 
@@ -157,7 +157,7 @@ def test_env_file_that_cannot_be_parsed_is_one_json_line_and_exit_2(
     env_file.write_text(content)
     monkeypatch.setattr(paths, "ENV_FILE", env_file)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # production's JSON must win over a terminal's console
-    assert run_task(commands.status) == 2
+    assert run_task(cli.status) == 2
     err = capfd.readouterr().err
     events = json_lines(err)  # every line is JSON, python-dotenv's own plain-text warning included
     assert [event["event"] for event in events] == ["command failed"]

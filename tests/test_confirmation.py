@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import migrations
-from bot.database.backup import take_backup
+from bot.migrate import api as migrations
+from bot.migrate.rails.backup import take_backup
+from bot.settings import Config
 from tests.conftest import clean_env, events_named, plain, run_invoke
 from tests.helpers_db import revision_of
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.database.engine import ensure_sqlite_folder
+from bot.data.engine import ensure_sqlite_folder
 from bot.errors import DatabaseUnreachable, ExitCode
 
 OTHER_UID = 123456  # an arbitrary uid without a passwd entry, as OpenShift assigns them

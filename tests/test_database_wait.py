@@ -15,8 +15,8 @@ import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import commands
-from bot.database.waiting import is_transient
+from bot import cli
+from bot.data.waiting import is_transient
 from tests.conftest import TOKEN, clean_env, events_named, free_port, json_lines, plain, run_invoke
 from tests.helpers_db import HEAD, EventStream, run_task, spawn, versions
 
@@ -112,7 +112,7 @@ def test_database_that_comes_up_during_the_wait_is_used(backend: str, request: p
     with DelayedProxy(url.port or 0, delay=1.5) as proxy:
         started = time.monotonic()
         with task_environment(monkeypatch, DATABASE_URL=plain(url.set(port=proxy.port)), DB_WAIT_TIMEOUT="20"):
-            code = run_task(commands.migrate)
+            code = run_task(cli.migrate)
         assert proxy.listening_at is not None and proxy.listening_at - started >= 1.4
     stderr = capfd.readouterr().err
     assert code == 0, stderr[-2000:]
@@ -135,7 +135,7 @@ def test_wrong_credentials_or_database_fail_at_once_with_exit_3(
     broken = break_url(url)
     started = time.monotonic()
     with task_environment(monkeypatch, DATABASE_URL=plain(broken), DB_WAIT_TIMEOUT="30"):
-        code = run_task(commands.migrate)
+        code = run_task(cli.migrate)
     elapsed = time.monotonic() - started
     stderr = capfd.readouterr().err
     assert code == 3, stderr[-2000:]
@@ -152,7 +152,7 @@ def test_host_name_that_does_not_resolve_exits_3_at_once(scheme: str, monkeypatc
     """A mistyped host (no such DNS name) exits 3 at once naming the host, instead of waiting out DB_WAIT_TIMEOUT."""
     started = time.monotonic()
     with task_environment(monkeypatch, DATABASE_URL=f"{scheme}://root@locahost.invalid/appdb", DB_WAIT_TIMEOUT="60"):
-        code = run_task(commands.status)
+        code = run_task(cli.status)
     elapsed = time.monotonic() - started
     stderr = capfd.readouterr().err
     assert code == 3, stderr[-2000:]
@@ -167,7 +167,7 @@ def test_start_waits_for_the_database_too(monkeypatch: pytest.MonkeyPatch,
     port = free_port()
     with task_environment(monkeypatch, ENV="production", BOT_TOKEN=TOKEN, DB_WAIT_TIMEOUT="1",
                           DATABASE_URL=f"mariadb://root@127.0.0.1:{port}/appdb"):
-        code = run_task(commands.start)
+        code = run_task(cli.start)
     stderr = capfd.readouterr().err
     assert code == 3, stderr[-2000:]
     assert events_named(stderr, "waiting for database")

@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import journal, migrations
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
 from bot.errors import MigrationFailed
+from bot.migrate import api as migrations
+from bot.migrate import journal
+from bot.settings import Config
 from tests.conftest import ROOT
 
 

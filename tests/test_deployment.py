@@ -67,8 +67,8 @@ def test_dockerfile_is_non_root_ships_db_clients_and_precompiles(tmp_path: Path)
     compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", *step.group(1).split()], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
-    if "python -m bot.database.fastpath" in text:
-        manifest = subprocess.run([sys.executable, "-m", "bot.database.fastpath"], cwd=tmp_path,
+    if "python -m bot.migrate.fastpath" in text:
+        manifest = subprocess.run([sys.executable, "-m", "bot.migrate.fastpath"], cwd=tmp_path,
                                   capture_output=True, text=True, timeout=120)
         assert manifest.returncode == 0 and Path(manifest.stdout.strip()).is_file(), manifest.stderr
     revisions = [p for p in (tmp_path / "alembic" / "versions").glob("*.py") if not p.name.startswith("_")]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import commands
-from bot.config import load_config
+from bot import cli
 from bot.doctor import diagnose, raise_on_failure, render_table
 from bot.errors import CheckFailed
+from bot.settings import load_config
 from tests.conftest import TOKEN, clean_env, plain, run_invoke
 from tests.fake_telegram import FakeTelegram
 from tests.helpers_db import run_task
@@ -54,7 +54,7 @@ def test_doctor_fails_on_a_rejected_token_and_an_unreachable_database(telegram: 
 
 def test_doctor_is_ok_at_head_and_fails_without_a_token(sqlite_url: URL, telegram: FakeTelegram) -> None:
     """A migrated database with a working token is all ok; without BOT_TOKEN start would refuse, so doctor fails."""
-    from bot.database.migrations import upgrade
+    from bot.migrate.api import upgrade
 
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
     upgrade(config)
@@ -78,7 +78,7 @@ def test_doctor_exits_7_exactly_when_start_would_refuse(
         variables: dict[str, str], code: int, verdict: dict[str, str], sqlite_url: URL, telegram: FakeTelegram,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A missing token, or pending revisions that start will not apply, fail the gate (exit 7); otherwise exit 0."""
-    from bot.database.migrations import upgrade
+    from bot.migrate.api import upgrade
 
     upgrade(load_config({"DATABASE_URL": plain(sqlite_url)}), to="0001")
     environment = {"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
@@ -86,7 +86,7 @@ def test_doctor_exits_7_exactly_when_start_would_refuse(
     for name, value in environment.items():
         if value:
             monkeypatch.setenv(name, value)
-    assert run_task(lambda: commands.doctor(as_json=True)) == code
+    assert run_task(lambda: cli.doctor(as_json=True)) == code
     checks = {check["name"]: check["verdict"] for check in json.loads(capsys.readouterr().out)["checks"]}
     assert {name: checks[name] for name in verdict} == verdict
 
@@ -206,8 +206,8 @@ NON_DEFAULTS: dict[str, tuple[str, dict[str, str]]] = {
 
 def test_doctor_shows_every_setting_and_secrets_only_as_set(tmp_path: Path) -> None:
     """Changing any variable changes its row in doctor's table and JSON; no secret value is ever printed."""
-    from bot.config import VARIABLES
     from bot.doctor import Finding, render_json
+    from bot.settings import VARIABLES
 
     assert set(NON_DEFAULTS) == {variable.name for variable in VARIABLES}
     findings = [Finding("database", "ok", "reachable")]

@@ -10,7 +10,7 @@ from tests.conftest import ROOT, variables_the_code_reads
 def test_every_variable_the_code_reads_has_a_readme_row_and_an_env_example_line() -> None:
     """A variable added to load_config without its README row or .env.example line fails here, by name."""
     names = variables_the_code_reads()
-    assert {"DATABASE_URL", "TELEGRAM_PACING", "BOT_TOKEN_FILE"} <= names, "the walker over bot/config.py is broken"
+    assert {"DATABASE_URL", "TELEGRAM_PACING", "BOT_TOKEN_FILE"} <= names, "the walker over bot/settings.py is broken"
     readme = (ROOT / "README.md").read_text()
     table = readme.partition("\n## Configuration")[2].partition("\n## ")[0]
     example = (ROOT / ".env.example").read_text()

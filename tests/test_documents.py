@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import commands, errors
-from bot.config import VARIABLES, load_config
-from bot.database import migrations
-from bot.database.backup import take_backup
-from bot.database.safeguards import downgrade_guards
-from bot.database.urls import describe_url, normalize_database_url
+from bot import cli, errors
+from bot.data.urls import describe_url, normalize_database_url
 from bot.doctor import Finding, render_json, render_table
+from bot.migrate import api as migrations
+from bot.migrate.rails.backup import take_backup
+from bot.migrate.rails.guards import downgrade_guards
 from bot.paths import PROJECT_ROOT
+from bot.settings import VARIABLES, load_config
 from tests.conftest import ROOT, plain
 from tests.helpers_db import run_task
 
@@ -76,11 +76,11 @@ def test_commands_the_exit_7_row_names_do_exit_7(sqlite_url: URL, monkeypatch: p
     assert {"status --check", "check", "doctor"} <= set(ticked(row[3]))
     monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
     migrations.upgrade(load_config({"DATABASE_URL": plain(sqlite_url)}), to="0001")
-    assert run_task(lambda: commands.status(check=True)) == 7
-    assert run_task(commands.check) == 7
+    assert run_task(lambda: cli.status(check=True)) == 7
+    assert run_task(cli.check) == 7
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nothing")
     monkeypatch.setenv("DB_WAIT_TIMEOUT", "0")
-    assert run_task(commands.doctor) == 7
+    assert run_task(cli.doctor) == 7
 
 
 def readme_variables() -> list[tuple[list[str], str]]:
@@ -118,7 +118,7 @@ class RecordingEnvironment(Mapping[str, str]):
 
 
 def test_variable_table_env_example_and_configuration_list_the_same_variables() -> None:
-    """README's table, .env.example and bot.config.VARIABLES name the same variables, the ones load_config reads."""
+    """README's table, .env.example and bot.settings.VARIABLES name the same variables, the ones load_config reads."""
     listed = {variable.name for variable in VARIABLES}
     in_readme = [name for names, _ in readme_variables() for name in names]
     assert sorted(in_readme) == sorted(listed), "README's variable table"
@@ -183,13 +183,13 @@ def test_confirmation_row_says_who_asks(sqlite_url: URL, tmp_path: Path, monkeyp
     assert "in production" in production_only and always.strip().endswith("always")
     monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
-    assert run_task(commands.migrate) == 0
+    assert run_task(cli.migrate) == 0
     backup = take_backup(load_config({"DATABASE_URL": plain(sqlite_url), "BACKUP_DIR": str(tmp_path / "backups")}),
                          ("0002",), reason="test").path
-    runs = {"rollback": lambda: commands.rollback(no_backup=True),
-            "rollback-base": lambda: commands.rollback_base(no_backup=True),
-            "stamp": lambda: commands.stamp(to="0001"),
-            "restore": lambda: commands.restore(path=str(backup), no_backup=True)}
+    runs = {"rollback": lambda: cli.rollback(no_backup=True),
+            "rollback-base": lambda: cli.rollback_base(no_backup=True),
+            "stamp": lambda: cli.stamp(to="0001"),
+            "restore": lambda: cli.restore(path=str(backup), no_backup=True)}
     assert set(ticked(production_only)) | set(ticked(always)) == set(runs)
     for name in ticked(always):
         assert run_task(runs[name]) == 6, f"{name} must ask even in development"

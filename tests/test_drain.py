@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
+from bot.settings import load_config
 from tests.conftest import TOKEN, events_named, plain
 from tests.fake_telegram import FakeTelegram
 

@@ -8,11 +8,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import journal, migrations
-from bot.database.drift import check_drift, find_drift
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
 from bot.errors import CheckFailed
+from bot.migrate import api as migrations
+from bot.migrate import journal
+from bot.migrate.read.drift import check_drift, find_drift
+from bot.settings import Config
 from tests.conftest import clean_env, events_named, plain, run_invoke
 
 

@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from bot.config import Config
-from bot.database import checksums, fastpath, journal
-from bot.database.steps import steps_between
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
+from bot.migrate import checksums, fastpath, journal
+from bot.migrate.run import steps_between
+from bot.settings import Config
 from tests.conftest import clean_env, events_named, plain, run_invoke
 
 Graph = dict[str, tuple[str, ...]]  # revision -> its down revisions
@@ -221,7 +221,7 @@ def test_noop_migrate_and_start_check_never_import_alembic(project: Path, tmp_pa
                     PYTHONPYCACHEPREFIX=str(sys.pycache_prefix))  # where this process looks for the manifest too
     assert run_invoke(project, "migrate", env=env).returncode == 0
     assert fastpath.read_manifest(fastpath.manifest_path(project / "alembic.ini")) is not None
-    probe = ("import sys; from bot.entry import run; from bot.database.migrations import run_migrations_if_needed;"
+    probe = ("import sys; from bot.boundary import run; from bot.migrate.api import run_migrations_if_needed;"
              "run(run_migrations_if_needed);"
              "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('alembic', 'aiogram'))}),"
              "'sqlalchemy.ext.asyncio' in sys.modules)")

@@ -13,7 +13,7 @@ import pytest
 from invoke import Collection, Program
 from sqlalchemy.engine import URL
 
-from bot import commands
+from bot import cli
 from tests.conftest import clean_env, json_lines, plain, run_invoke
 from tests.helpers_db import run_task
 
@@ -54,13 +54,13 @@ def test_short_flags_mean_the_same_in_every_task() -> None:
 
 
 @pytest.mark.parametrize(("task", "fragment"), [
-    (lambda: commands.history(limit="x"), "--limit 'x' is not a whole number"),
-    (lambda: commands.history(limit="-3"), "--limit -3 is not allowed"),
-    (lambda: commands.rollback(steps="abc"), "--steps 'abc' is not a whole number"),
-    (lambda: commands.rollback(steps="0"), "--steps 0 is not allowed"),
-    (lambda: commands.rollback(to="0001; DROP"), "--to '0001; DROP' is not a revision"),
-    (lambda: commands.migrate(to=" "), "--to is empty"),
-    (lambda: commands.stamp(to="a b", yes=True), "--to 'a b' is not a revision"),
+    (lambda: cli.history(limit="x"), "--limit 'x' is not a whole number"),
+    (lambda: cli.history(limit="-3"), "--limit -3 is not allowed"),
+    (lambda: cli.rollback(steps="abc"), "--steps 'abc' is not a whole number"),
+    (lambda: cli.rollback(steps="0"), "--steps 0 is not allowed"),
+    (lambda: cli.rollback(to="0001; DROP"), "--to '0001; DROP' is not a revision"),
+    (lambda: cli.migrate(to=" "), "--to is empty"),
+    (lambda: cli.stamp(to="a b", yes=True), "--to 'a b' is not a revision"),
 ])
 def test_bad_flag_values_exit_2_with_one_line(task: Callable[[], None], fragment: str, sqlite_url: URL,
                                              monkeypatch: pytest.MonkeyPatch,

@@ -13,10 +13,10 @@ import pytest
 from aiogram import Bot
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
 from bot.errors import ConfigError
-from bot.health import RuntimeState
-from bot.metrics import BotMetrics
+from bot.settings import load_config
+from bot.telegram.health import RuntimeState
+from bot.telegram.metrics import BotMetrics
 from bot.telegram.pacing import FloodControl
 from tests.conftest import (
     TOKEN,

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import URL
 
-from bot.health import Check, RuntimeState, add_health_routes
+from bot.telegram.health import Check, RuntimeState, add_health_routes
 from tests.conftest import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.fake_telegram import FakeTelegram
 from tests.helpers_db import HEAD

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 from aiohttp import web
 
-from bot.health import Check, RuntimeState, add_health_routes
 from bot.probe import liveness_url
+from bot.telegram.health import Check, RuntimeState, add_health_routes
 from tests.conftest import ROOT, clean_env, free_port
 
 
@@ -76,4 +76,4 @@ def test_the_dockerfile_runs_as_uid_10001_in_group_0_with_only_data_and_backups_
     assert "chown 10001:0 /app/data /app/backups" in text and "chmod 0770 /app/data /app/backups" in text
     assert 'VOLUME ["/app/data", "/app/backups"]' in text
     assert re.search(r'^HEALTHCHECK .* CMD \["python", "-m", "bot.probe"\]$', text, flags=re.MULTILINE)
-    assert "python -m bot.database.fastpath" in text, "the revision manifest is built into the image"
+    assert "python -m bot.migrate.fastpath" in text, "the revision manifest is built into the image"

@@ -16,13 +16,15 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
 import bot
-from bot import commands
-from bot.config import Config, load_config
-from bot.database import journal, migrations, overview
-from bot.database.models import Base
-from bot.database.scripts import TOOLKIT_TABLES, context_options, include_name
-from bot.database.urls import sync_url
+from bot import cli
+from bot.data.models import Base
+from bot.data.urls import sync_url
 from bot.errors import Refused
+from bot.migrate import api as migrations
+from bot.migrate import journal
+from bot.migrate.graph import TOOLKIT_TABLES, context_options, include_name
+from bot.migrate.read import overview
+from bot.settings import Config, load_config
 from tests.conftest import events_named, plain
 from tests.helpers_db import HEAD, SHIPPED, run_task
 from tests.helpers_db import query as execute
@@ -98,30 +100,30 @@ def test_status_and_history_commands_print_json_and_check_exits_7(
     Path(str(sqlite_url.database)).parent.mkdir()
     sqlite3.connect(str(sqlite_url.database)).close()  # an empty database: status only reads
     with pytest.raises(SystemExit) as stopped:
-        commands.status(as_json=True, check=True)
+        cli.status(as_json=True, check=True)
     assert stopped.value.code == 7
     out = capsys.readouterr()
     document = json.loads(out.out)
     assert document["pending"][0]["revision"] == "0001" and document["problems"]
     assert "not at head" in out.err
 
-    commands.migrate()
-    commands.rollback_base(yes=True)
+    cli.migrate()
+    cli.rollback_base(yes=True)
     capsys.readouterr()
-    commands.migrate()
+    cli.migrate()
     first = events_named(capsys.readouterr().err, "migration applied")[0]
     assert first["position"] == f"1/{len(SHIPPED)}" and first["remaining_estimate"] == "journal"
     assert first["remaining_ms"] > 0
 
-    commands.status(as_json=True, check=True)
+    cli.status(as_json=True, check=True)
     status = json.loads(capsys.readouterr().out)
     assert status["at_head"] is True and status["journal_schema_version"] == journal.SCHEMA_VERSION
-    commands.history(limit=1, as_json=True)
+    cli.history(limit=1, as_json=True)
     history = json.loads(capsys.readouterr().out)
     assert [r["revision"] for r in history["revisions"]] == [HEAD]
     assert history["revisions"][0]["status"] == "applied"
     assert history["revisions"][0]["last_applied"]["os_user"]
-    commands.history()
+    cli.history()
     text = capsys.readouterr().out
     assert "0001" in text and "applied" in text and "(current, head)" in text
 
@@ -251,11 +253,11 @@ def test_status_check_on_an_unknown_revision_does_not_send_you_to_migrate(
     """At a revision the scripts lack, `status --check` exits 7 with a fix that works; `migrate` really exits 6."""
     monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
     monkeypatch.setenv("LOG_FORMAT", "json")
-    commands.migrate()
+    cli.migrate()
     execute(sqlite_url, "UPDATE alembic_version SET version_num = 'ffff'")
     capsys.readouterr()
-    assert run_task(lambda: commands.status(check=True)) == 7
+    assert run_task(lambda: cli.status(check=True)) == 7
     failed = events_named(capsys.readouterr().err, "command failed")[0]
     assert "unknown revision: ffff" in failed["error"] and "run `invoke migrate`" not in failed["error"]
     assert "deploy the code that has it" in failed["error"]
-    assert run_task(commands.migrate) == 6
+    assert run_task(cli.migrate) == 6

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.database import journal
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
+from bot.migrate import journal
 from tests.conftest import TOKEN, clean_env, events_named, plain, run_invoke
 from tests.helpers_db import HEAD, NEXT, add_revision, revision_source
 

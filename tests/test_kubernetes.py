@@ -15,10 +15,10 @@ import yaml
 from aiohttp import web
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
 from bot.errors import ExitCode
-from bot.health import LIVENESS_PATHS, READINESS_PATH, Check, RuntimeState, add_health_routes
-from bot.notify import NOTIFY_TIMEOUT
+from bot.settings import load_config
+from bot.telegram.health import LIVENESS_PATHS, READINESS_PATH, Check, RuntimeState, add_health_routes
+from bot.telegram.notify import NOTIFY_TIMEOUT
 from tests.conftest import ROOT, TOKEN, clean_env, plain, variables_the_code_reads
 from tests.helpers_db import EventStream, revision_of
 

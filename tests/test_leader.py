@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
-from bot.health import RuntimeState
+from bot.settings import load_config
+from bot.telegram.health import RuntimeState
 from bot.telegram.leader import LeaderElection
 from tests.conftest import PG_ADMIN, TOKEN, clean_env, http_json, metric_value, plain, scrape_metrics
 from tests.fake_telegram import FakeTelegram

@@ -17,10 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
 from bot import __version__
-from bot.config import load_config
-from bot.health import Check, RuntimeState, add_health_routes
 from bot.logs import configure_logging
-from bot.metrics import BotMetrics
+from bot.settings import load_config
+from bot.telegram.health import Check, RuntimeState, add_health_routes
+from bot.telegram.metrics import BotMetrics
 from tests.conftest import (
     ROOT,
     TOKEN,
@@ -114,7 +114,7 @@ def _wait_for_metric(url: str, sample: str, total: float, timeout: float = 20.0)
 def test_polling_bot_serves_metrics_and_logs_every_update_with_its_context(
         sqlite_url: URL, telegram: FakeTelegram, capsys: pytest.CaptureFixture[str], debug_logging: None) -> None:
     """Polling over real HTTP: counts by type/handler/outcome, API results, role, migration; each line has the ids."""
-    from bot.database.migrations import upgrade
+    from bot.migrate.api import upgrade
     from bot.telegram.runner import StartInfo, run_bot
 
     port = free_port()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
 from bot.errors import Refused
+from bot.settings import load_config
 from tests.conftest import TOKEN, events_named, plain
 from tests.helpers_db import HEAD, SHIPPED
 
@@ -30,7 +30,7 @@ def test_start_refuses_pending_revisions_when_migrations_are_a_release_step(
 
 def test_migrate_on_start_true_in_development_migrates(sqlite_url: URL) -> None:
     """MIGRATE_ON_START=true makes a development start migrate instead of refusing."""
-    from bot.database.migrations import run_migrations_if_needed
+    from bot.migrate.api import run_migrations_if_needed
 
     config = load_config({"MIGRATE_ON_START": "true", "DATABASE_URL": plain(sqlite_url)})
     report = run_migrations_if_needed(config)

@@ -16,7 +16,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.database.lock import lock_name, mysql_name, pg_key
+from bot.data.lock import lock_name, mysql_name, pg_key
 from tests.conftest import MARIADB_ADMIN, PG_ADMIN, TOKEN, clean_env, events_named, json_lines, plain, run_invoke
 from tests.helpers_db import HEAD, NEXT, SHIPPED, EventStream, add_slow_revision, later, query, schema, spawn, versions
 

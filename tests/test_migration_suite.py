@@ -15,9 +15,9 @@ from pytest_alembic.tests import (  # noqa: F401 - collected here as this projec
 )
 from sqlalchemy.engine import URL, Engine
 
-from bot.config import Config
-from bot.database.scripts import alembic_config as toolkit_alembic_config
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
+from bot.migrate.graph import alembic_config as toolkit_alembic_config
+from bot.settings import Config
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

@@ -8,12 +8,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import migrations
-from bot.database.engine import ensure_sqlite_folder
-from bot.database.scripts import TOOLKIT_TABLES
-from bot.database.urls import sync_url
+from bot.data.engine import ensure_sqlite_folder
+from bot.data.urls import sync_url
 from bot.errors import ConfigError, Refused
+from bot.migrate import api as migrations
+from bot.migrate.graph import TOOLKIT_TABLES
+from bot.settings import Config
 from tests.helpers_db import HEAD, SHIPPED
 from tests.helpers_db import query as execute
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_config
-from bot.notify import notify_admins
+from bot.settings import load_config
+from bot.telegram.notify import notify_admins
 from tests.conftest import TOKEN, clean_env, events_named, run_invoke
 from tests.fake_telegram import FakeTelegram
 from tests.helpers_db import BROKEN_REVISION, NEXT, add_revision

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import commands
+from bot import cli
 from tests.conftest import clean_env, json_lines, plain, run_invoke
 from tests.helpers_db import revision_of, run_task
 
 
 @pytest.mark.parametrize(("task", "code"), [
-    (lambda: commands.status(), 3),
-    (lambda: commands.status(as_json=True, check=True), 3),
-    (lambda: commands.history(), 3),
-    (lambda: commands.check(), 3),
-    (lambda: commands.doctor(), 7),
+    (lambda: cli.status(), 3),
+    (lambda: cli.status(as_json=True, check=True), 3),
+    (lambda: cli.history(), 3),
+    (lambda: cli.check(), 3),
+    (lambda: cli.doctor(), 7),
 ], ids=["status", "status-check", "history", "check", "doctor"])
 def test_read_only_tasks_on_a_mistyped_sqlite_path_create_nothing(
         task: Callable[[], None], code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -36,10 +36,10 @@ def test_migrate_to_an_older_revision_refuses_and_points_to_rollback(
         sqlite_url: URL, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     """`migrate --to 0001` on a database at 0002 exits 6 saying to use `rollback --to 0001`, and changes nothing."""
     monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
-    assert run_task(lambda: commands.migrate(to="0002")) == 0
+    assert run_task(lambda: cli.migrate(to="0002")) == 0
     capfd.readouterr()
     for target, advice in (("0001", "invoke rollback --to 0001"), ("base", "invoke rollback-base")):
-        assert run_task(lambda target=target: commands.migrate(to=target)) == 6
+        assert run_task(lambda target=target: cli.migrate(to=target)) == 6
         error = str(json_lines(capfd.readouterr().err)[-1]["error"])
         assert f"--to {target} is below the database's revision 0002" in error and advice in error
         assert revision_of(sqlite_url) == "0002"

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
-from bot.database import migrations
+from bot.migrate import api as migrations
+from bot.settings import load_config
 from tests.conftest import TOKEN, plain
 from tests.fake_telegram import FakeTelegram
 from tests.helpers_db import query

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import journal, migrations
-from bot.database.review import sql_for_parser
-from bot.database.rules import RULES, ColumnFacts, safe_type_change
-from bot.database.statements import ColumnType, read_sql
 from bot.errors import Refused
+from bot.migrate import api as migrations
+from bot.migrate import journal
+from bot.migrate.review.checker import sql_for_parser
+from bot.migrate.review.rules import RULES, ColumnFacts, safe_type_change
+from bot.migrate.review.statements import ColumnType, read_sql
+from bot.settings import Config
 from tests.conftest import ROOT, TOKEN, clean_env, events_named, plain, run_invoke
 from tests.helpers_db import (
     HEAD,
@@ -246,12 +247,12 @@ def test_review_command_reports_pending_findings_and_exits_7(project: Path, post
 def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """`invoke start --allow-destructive` gives the startup sequence a config that lets unacknowledged findings by."""
     import bot.startup
-    from bot import commands
+    from bot import cli
 
     seen: list[Config] = []
     monkeypatch.setattr(bot.startup, "start", seen.append)
-    commands.start(allow_destructive=True)
-    commands.start()
+    cli.start(allow_destructive=True)
+    cli.start()
     assert [config.allow_destructive_migrations for config in seen] == [True, False]
 
 

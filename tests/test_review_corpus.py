@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import migrations
-from bot.database.catalog import Catalog
-from bot.database.offline import check_offline
-from bot.database.review import COLLECT, Review
-from bot.database.rules import RULES
-from bot.database.scripts import alembic_config, load_scripts
-from bot.database.steps import steps_between
 from bot.errors import ExitCode, MigrationFailed, Refused
+from bot.migrate import api as migrations
+from bot.migrate.graph import alembic_config, load_scripts
+from bot.migrate.review.catalog import Catalog
+from bot.migrate.review.checker import COLLECT, Review
+from bot.migrate.review.offline import check_offline
+from bot.migrate.review.rules import RULES
+from bot.migrate.run import steps_between
+from bot.settings import Config
 from tests.helpers_db import HEAD, NEXT, revision_source, revisions_folder, schema, versions
 from tests.review_corpus import APPLIES, BACKENDS, CASES, FAILS, Case
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
 from bot.errors import ConfigError
+from bot.settings import load_config
 from tests.conftest import TOKEN, clean_env, events_named, plain, run_invoke
 from tests.helpers_db import HEAD
 

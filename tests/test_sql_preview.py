@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.config import Config
-from bot.database import migrations
-from bot.database.preview import render_sql
-from bot.database.urls import sync_url
+from bot.data.urls import sync_url
 from bot.errors import ConfigError
+from bot.migrate import api as migrations
+from bot.migrate.read.preview import render_sql
+from bot.settings import Config
 from tests.conftest import clean_env, events_named, json_lines, plain, run_invoke
 
 

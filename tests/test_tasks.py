@@ -100,8 +100,8 @@ def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
 
 def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> None:
     """Running migrate and status leaves aiogram unimported."""
-    code = ("import sys, tasks; from bot import commands; "
-            "commands.migrate(); commands.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
+    code = ("import sys, tasks; from bot import cli; "
+            "cli.migrate(); cli.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -140,6 +140,6 @@ def test_commands_keep_the_bytecode_cache_unless_told_not_to(project: Path, tmp_
                if key != "PYTHONDONTWRITEBYTECODE"}
     shown = run_invoke(project, "status", env=default)
     assert shown.returncode == 0, shown.stderr
-    assert list((project / "bot" / "__pycache__").glob("commands.*.pyc"))
+    assert list((project / "bot" / "__pycache__").glob("cli.*.pyc"))
     assert list((project / "alembic" / "versions" / "__pycache__").glob("0001_*.pyc"))
     assert not list(project.glob("__pycache__/tasks.*.pyc")), "Invoke still keeps tasks.pyc out of the tree"

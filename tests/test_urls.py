@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from bot import commands
-from bot.database.engine import create_engine
-from bot.database.urls import normalize_database_url
+from bot import cli
+from bot.data.engine import create_engine
+from bot.data.urls import normalize_database_url
 from bot.errors import ConfigError
 from tests.conftest import MARIADB_ADMIN, ROOT, plain
 from tests.helpers_db import HEAD, run_task, schema, versions
@@ -94,7 +94,7 @@ def test_urls_no_driver_could_use_exit_2(raw: str, says: str, monkeypatch: pytes
                                          capfd: pytest.CaptureFixture[str]) -> None:
     """A URL no driver could open is exit 2 with one line, before any connection (it was a traceback)."""
     monkeypatch.setenv("DATABASE_URL", raw)
-    assert run_task(commands.status) == 2
+    assert run_task(cli.status) == 2
     err = capfd.readouterr().err
     assert says in err and "Traceback" not in err and "Qz9v" not in err
 
@@ -145,7 +145,7 @@ def test_mariadb_password_beyond_latin1_connects(mariadb_account: Callable[[str]
     account = mariadb_account("pässwörd€")
     monkeypatch.setenv("DATABASE_URL", f"mysql://{account.username}:{quote('pässwörd€', safe='')}@"
                                        f"{account.host}:{account.port}/{account.database}")
-    code = run_task(commands.migrate)
+    code = run_task(cli.migrate)
     output = capfd.readouterr()
     assert code == 0, output.err[-2000:]
     assert "users" in schema(account)
@@ -161,7 +161,7 @@ def test_mariadb_account_with_special_password_migrates(form: str, mariadb_user:
     raw = (f"mysql://{mariadb_user.username}:{password}@{mariadb_user.host}:{mariadb_user.port}/"
            f"{mariadb_user.database}?charset=utf8mb4")
     monkeypatch.setenv("DATABASE_URL", raw)
-    code = run_task(commands.migrate)
+    code = run_task(cli.migrate)
     output = capfd.readouterr()
     assert code == 0, output.err[-2000:]
     assert versions(mariadb_user) == [HEAD]
@@ -268,9 +268,9 @@ def check_options(url: URL, query: str, code: int, says: str | None, tls_files: 
     at once with the expected code and line, no traceback and nothing migrated."""
     monkeypatch.setenv("DATABASE_URL", plain(url) + query.format(**tls_files))
     monkeypatch.setenv("DB_WAIT_TIMEOUT", "30")
-    codes = [run_task(commands.migrate)]
+    codes = [run_task(cli.migrate)]
     if codes[0] == 0:
-        codes += [run_task(lambda: commands.status(check=True)), run_task(commands.migrate)]
+        codes += [run_task(lambda: cli.status(check=True)), run_task(cli.migrate)]
     err = capfd.readouterr().err
     if says is None:
         assert codes == [0, 0, 0], err

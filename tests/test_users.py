@@ -12,11 +12,11 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Config
-from bot.database import migrations
-from bot.database.engine import create_engine
-from bot.database.models import User
-from bot.database.users import find_user, record_message, register_user
+from bot.data.engine import create_engine
+from bot.data.models import User
+from bot.data.users import find_user, record_message, register_user
+from bot.migrate import api as migrations
+from bot.settings import Config
 from tests.helpers_db import query
 
 

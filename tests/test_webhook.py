@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.config import load_config
+from bot.settings import load_config
 from tests.conftest import (
     TOKEN,
     events_named,

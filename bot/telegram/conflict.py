@@ -11,8 +11,8 @@ from aiogram.exceptions import TelegramConflictError
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
-from bot.health import RuntimeState
 from bot.logs import get_logger
+from bot.telegram.health import RuntimeState
 
 log = get_logger("bot.telegram")
 

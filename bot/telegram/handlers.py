@@ -7,7 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.database.users import find_user, record_message, register_user
+from bot.data.users import find_user, record_message, register_user
 
 HELP_TEXT = (
     "Commands:\n"

@@ -11,13 +11,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from bot.config import Config
-from bot.database.engine import create_engine
-from bot.database.lock import database_lock
-from bot.database.waiting import reason
+from bot.data.engine import create_engine
+from bot.data.lock import database_lock
+from bot.data.waiting import reason
 from bot.errors import LockTimeout
-from bot.health import RuntimeState
 from bot.logs import get_logger
+from bot.settings import Config
+from bot.telegram.health import RuntimeState
 
 log = get_logger("bot.telegram.leader")
 

@@ -7,12 +7,12 @@ import asyncio
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
-from bot.config import Config
 from bot.logs import get_logger, redact
-from bot.notify import NOTIFY_TIMEOUT
-from bot.notify import enabled as notices_enabled
+from bot.settings import Config
+from bot.telegram.notify import NOTIFY_TIMEOUT
+from bot.telegram.notify import enabled as notices_enabled
 
-log = get_logger("bot.notify")
+log = get_logger("bot.telegram.notify")
 
 
 class Notices:

@@ -21,10 +21,10 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 
-from bot.config import TELEGRAM_API_DEFAULT, Config
 from bot.errors import BotApiUnreachable, ConfigError
 from bot.logs import get_logger
 from bot.resolution import unresolvable
+from bot.settings import TELEGRAM_API_DEFAULT, Config
 
 log = get_logger("bot.telegram")
 

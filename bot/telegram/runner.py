@@ -12,19 +12,19 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.config import Config
-from bot.database.engine import create_engine
-from bot.database.fastpath import script_heads
+from bot.data.engine import create_engine
 from bot.errors import Interrupted
-from bot.health import RuntimeState, add_health_routes, check_database, start_site
 from bot.logs import get_logger
-from bot.metrics import BotMetrics
-from bot.notify import started_text, stopped_text, took_over_text
+from bot.migrate.fastpath import script_heads
+from bot.settings import Config
 from bot.signals import STOP_SIGNALS
 from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.conflict import ConflictWatch
+from bot.telegram.health import RuntimeState, add_health_routes, check_database, start_site
 from bot.telegram.leader import LeaderElection
+from bot.telegram.metrics import BotMetrics
 from bot.telegram.notices import Notices
+from bot.telegram.notify import started_text, stopped_text, took_over_text
 from bot.telegram.observe import ApiCallObserver, UpdateObserver
 from bot.telegram.pacing import FloodControl
 from bot.telegram.reaching import reach_bot_api
@@ -33,7 +33,7 @@ from bot.telegram.tracker import HandlerTracker
 if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
     from aiohttp import web
 
-    from bot.database.migrations import MigrationReport
+    from bot.migrate.api import MigrationReport
 
 log = get_logger("bot.telegram")
 

@@ -12,10 +12,10 @@ from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.config import Config
 from bot.errors import ConfigError
-from bot.health import RuntimeState, start_site
 from bot.logs import get_logger
+from bot.settings import Config
+from bot.telegram.health import RuntimeState, start_site
 from bot.telegram.tracker import HandlerTracker
 
 log = get_logger("bot.telegram.webhook")

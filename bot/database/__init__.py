@@ -1,1 +1,0 @@
-"""Database access: URLs, engines, models, migrations and the locks that guard them."""

@@ -1,0 +1,1 @@
+"""Schema changes: the migration API, its runs, journal, checksums and the at-head fast path."""

@@ -1,0 +1,1 @@
+"""The rails around a schema change: guards, backups, restore, the databases' own tools."""

@@ -1,0 +1,1 @@
+"""Read-only views of the migrations: status and history, the SQL preview, drift, the reports."""
