@@ -49,8 +49,8 @@ TOKEN = "123456789:AAH1benchtokenvalue-abcdefghijklmnop"
 TEXTS = ("/help", "/start")
 COUNT_INSTRUCTIONS = "--instructions" in sys.argv
 # The fake Bot API in a process of its own: prints its address, serves until terminated.
-FAKE_SERVER = ("import threading; from tests.fake_telegram import FakeTelegram; server = FakeTelegram().start(); "
-               "print(server.url, flush=True); threading.Event().wait()")
+FAKE_SERVER = ("import threading; from tests.support.fake_telegram import FakeTelegram; "
+               "server = FakeTelegram().start(); print(server.url, flush=True); threading.Event().wait()")
 
 
 def message(update_id: int, text: str, user_id: int) -> dict[str, Any]:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from bot.boundary import run
 from bot.confirm import confirmation
+from bot.doctor import diagnose, raise_on_failure, render_json, render_table
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.flags import revision_target, whole_number
 from bot.migrate import api as migrations
+from bot.migrate.rails.guards import downgrade_guards
 from bot.output import print_result
 from bot.settings import Config
+from bot.startup import start as start_bot
+from bot.telegram.notify import alert_migration_failed
 
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False,
@@ -26,8 +32,6 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
         try:
             migrations.upgrade(config, to=target)
         except MigrationFailed as error:
-            from bot.telegram.notify import alert_migration_failed
-
             alert_migration_failed(config, error)  # only when BOT_TOKEN and ADMIN_IDS are set; bounded
             raise
 
@@ -37,8 +41,6 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
 def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
              no_backup: bool = False, x: Sequence[str] = ()) -> None:
     """Downgrade N steps or to a revision; production asks first; a verified backup comes before."""
-    from bot.migrate.rails.guards import downgrade_guards
-
     def command(config: Config) -> None:
         config = _with_flags(config, x=x)
         target = revision_target(to)
@@ -54,8 +56,6 @@ def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = 
 
 def rollback_base(yes: bool = False, sql: bool = False, no_backup: bool = False) -> None:
     """Undo every revision; always asks first; a verified backup comes before."""
-    from bot.migrate.rails.guards import downgrade_guards
-
     def command(config: Config) -> None:
         if sql:
             _print_sql(config, "downgrade", "base")
@@ -68,9 +68,7 @@ def rollback_base(yes: bool = False, sql: bool = False, no_backup: bool = False)
 
 def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
     """Restore a backup under the migration lock; always asks first; the current state is backed up before."""
-    from pathlib import Path
-
-    from bot.migrate.rails.restore import restore as restore_backup
+    from bot.migrate.rails.restore import restore as restore_backup  # loads Alembic: off migrate's at-head path
 
     def command(config: Config) -> None:
         if not path.strip():
@@ -85,21 +83,21 @@ def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
 
 def check() -> None:
     """Compare the models with the live schema; exit 7 with the list of differences."""
-    from bot.migrate.read.drift import check_drift
+    from bot.migrate.read.drift import check_drift  # loads Alembic: off migrate's at-head path
 
     run(lambda config: print_result(check_drift(config)))
 
 
 def _print_sql(config: Config, direction: str, target: str) -> None:
     """--sql: the offline SQL on stdout, nothing changed."""
-    from bot.migrate.read.preview import render_sql
+    from bot.migrate.read.preview import render_sql  # loads Alembic: off migrate's at-head path
 
     print_result(render_sql(config, direction, target), end="")
 
 
 def history(limit: int | str | None = None, as_json: bool = False) -> None:
     """Print the revision graph newest first, with the journal's when, who, where and how long."""
-    from bot.migrate.read import overview
+    from bot.migrate.read import overview  # loads Alembic: off migrate's at-head path
     from bot.migrate.read.reports import format_journal_history  # reports build on overview: Alembic, asyncio
 
     def command(config: Config) -> None:
@@ -115,7 +113,7 @@ def history(limit: int | str | None = None, as_json: bool = False) -> None:
 
 def status(as_json: bool = False, check: bool = False) -> None:
     """Print the current revision, head, pending list and half-applied flag; --check exits 7 unless at head."""
-    from bot.migrate.read import overview
+    from bot.migrate.read import overview  # loads Alembic: off migrate's at-head path
     from bot.migrate.read.reports import format_journal_status
 
     def command(config: Config) -> None:
@@ -129,14 +127,14 @@ def status(as_json: bool = False, check: bool = False) -> None:
 
 def stamp(to: str, yes: bool = False) -> None:
     """Set the database's revision by hand after repairing a half-applied one; always asks first."""
-    from bot.migrate.repair import stamp as stamp_database
+    from bot.migrate.repair import stamp as stamp_database  # loads Alembic: off migrate's at-head path
 
     run(lambda config: stamp_database(config, revision_target(to) or to, confirm=confirmation(yes)))
 
 
 def accept_edit(revision: str, reason: str, yes: bool = False) -> None:
     """Accept an edited applied revision after checking the change; always asks first."""
-    from bot.migrate.repair import accept_edit as accept
+    from bot.migrate.repair import accept_edit as accept  # loads Alembic: off migrate's at-head path
 
     def command(config: Config) -> None:
         report = accept(config, revision, reason, confirm=confirmation(yes))
@@ -153,7 +151,7 @@ def revision(message: str, autogenerate: bool = False) -> None:
         from alembic.util import CommandError  # Alembic is imported by create_revision anyway
 
         try:
-            print_result(migrations.create_revision(message, autogenerate, config))
+            print_result(migrations.create_revision(message, autogenerate, config=config))
         except CommandError as error:
             if "not up to date" in str(error):
                 raise Refused("the database is behind head, so autogenerate cannot compare it with the models",
@@ -167,14 +165,12 @@ def revision(message: str, autogenerate: bool = False) -> None:
 
 def start(allow_destructive: bool = False, x: Sequence[str] = ()) -> None:
     """The startup sequence: migrate when production says so, refuse a stale schema, run the bot."""
-    from bot.startup import start as start_bot
-
     run(lambda config: start_bot(_with_flags(config, allow_destructive=allow_destructive, x=x)), log_summary=True)
 
 
 def review(as_json: bool = False, start: str | None = None) -> None:
     """Judge the pending revisions rendered offline; print the findings; exit 7 on an unacknowledged one."""
-    from bot.migrate.read.reports import format_review
+    from bot.migrate.read.reports import format_review  # loads Alembic: off migrate's at-head path
     from bot.migrate.review.offline import check_report, review_pending
 
     def command(config: Config) -> None:
@@ -188,8 +184,6 @@ def review(as_json: bool = False, start: str | None = None) -> None:
 def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: bool = False,
                 x: Sequence[str] = ()) -> Config:
     """Command-line flags override their variables for this one run (the guards read only the Config)."""
-    from dataclasses import replace
-
     if allow_destructive:
         config = replace(config, allow_destructive_migrations=True)
     if no_backup:
@@ -201,8 +195,6 @@ def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: b
 
 def doctor(as_json: bool = False) -> None:
     """Print the effective configuration (secrets masked), database and Bot API verdicts; exit 7 on a failure."""
-    from bot.doctor import diagnose, raise_on_failure, render_json, render_table
-
     def command(config: Config) -> None:
         findings = diagnose(config)
         print_result(render_json(config, findings) if as_json else render_table(config, findings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from bot.errors import Refused
-from bot.migrate.api import Confirm, Plan
+from bot.migrate.plan import Confirm, Plan
 
 
 def describe_plan(plan: Plan) -> str:

@@ -6,8 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from bot.data.presence import require_existing_database
 from bot.errors import CheckFailed, ToolkitError
 from bot.settings import Config
+from bot.telegram.botapi import BotApiError, call
 
 # Doctor answers quickly: it never waits the full DB_WAIT_TIMEOUT for a database that is down.
 DATABASE_TIMEOUT = 5.0
@@ -80,8 +82,7 @@ def _configuration(config: Config) -> Finding:
 
 def _database(config: Config) -> Finding:
     """Reachable, and where its revision stands; fail for whatever would make `invoke start` refuse here."""
-    from bot.data.presence import require_existing_database
-    from bot.migrate.read import overview
+    from bot.migrate.read import overview  # loads Alembic: only when the doctor reads the database
 
     quick = replace(config, db_wait_timeout=min(config.db_wait_timeout, DATABASE_TIMEOUT))
     try:
@@ -120,8 +121,6 @@ def _database(config: Config) -> Finding:
 
 def _bot_api(config: Config) -> list[Finding]:
     """getMe with the token (through TELEGRAM_PROXY), then whether the webhook matches the mode."""
-    from bot.telegram.botapi import BotApiError, call
-
     if config.bot_token is None:
         return [Finding("bot api", "fail", "BOT_TOKEN is not set, so `invoke start` refuses (exit 2): set it to the "
                                            "token from @BotFather")]

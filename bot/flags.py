@@ -8,7 +8,7 @@ Invoke derives short flags from each task's own signature, so `-s` meant `--sql`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Set
+from collections.abc import Callable
 from typing import Any
 
 from invoke import Task
@@ -22,10 +22,10 @@ SHORT_FLAGS = {"to": "t", "sql": "s", "steps": "n", "yes": "y", "json": "j", "li
 _REVISION_TARGET = re.compile(r"^[A-Za-z0-9_.@+,-]{1,255}$")
 
 
-class ToolkitTask(Task):  # type: ignore[misc]
+class ToolkitTask(Task):
     """An Invoke task whose short flags come from SHORT_FLAGS instead of the first free letter."""
 
-    def arg_opts(self, name: str, default: str, taken_names: Set[str]) -> dict[str, Any]:
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
         long = name.strip("_").replace("_", "-")  # as Invoke names it: `from_` is --from
         short = SHORT_FLAGS.get(long)
@@ -35,7 +35,7 @@ class ToolkitTask(Task):  # type: ignore[misc]
 
 def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     """invoke.task with the toolkit's short flags."""
-    return invoke_task(*args, klass=ToolkitTask, **kwargs)  # type: ignore[no-any-return]
+    return invoke_task(*args, klass=ToolkitTask, **kwargs)
 
 
 def whole_number(value: int | str | None, flag: str, *, minimum: int, example: str) -> int | None:

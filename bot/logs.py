@@ -9,6 +9,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict
 
 _HANDLER_NAME = "bot-toolkit"
 _secrets: set[str] = set()
@@ -17,13 +18,13 @@ _LOGGED_MARK = "_bot_toolkit_logged"
 _update_fields: ContextVar[MutableMapping[str, object] | None] = ContextVar("bot_update_fields", default=None)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """A handler that writes to whatever sys.stderr is at emit time (tests swap it)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -100,8 +101,13 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     return text
 
 
-def _redact(_logger: object, _name: str, rendered: str) -> str:
-    """Last line of defence: no secret leaves the process through the logs."""
+def _redact(_logger: object, _name: str, rendered: str | EventDict) -> str:
+    """Last line of defence: no secret leaves the process through the logs.
+
+    It runs after the renderer, so it gets the rendered line; structlog types every processor's input as an event
+    dict, hence the wider parameter.
+    """
+    assert isinstance(rendered, str), "_redact must come after the renderer"
     return redact(rendered)
 
 

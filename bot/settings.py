@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL
@@ -261,9 +262,9 @@ def load_env_file(path: Path | None = None, environ: MutableMapping[str, str] | 
                           unparsed_lines=[item.line for item in broken])
     from dotenv import dotenv_values
 
-    for key, value in dotenv_values(stream=io.StringIO(text)).items():
-        if value is not None and key not in target:
-            target[key] = value
+    for key, loaded in dotenv_values(stream=io.StringIO(text)).items():
+        if loaded is not None and key not in target:
+            target[key] = loaded
     return True
 
 
@@ -447,6 +448,14 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
         return False
     raise ConfigError(f"{name}={raw.strip()!r} is not a yes/no value", "it must be true or false (or 1/0, yes/no)",
                       f"set {name}=true or {name}=false")
+
+
+@overload
+def _port(environ: Mapping[str, str], name: str, default: int) -> int: ...
+
+
+@overload
+def _port(environ: Mapping[str, str], name: str, default: None) -> int | None: ...
 
 
 def _port(environ: Mapping[str, str], name: str, default: int | None) -> int | None:

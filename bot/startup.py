@@ -14,6 +14,7 @@ from bot.logs import get_logger
 from bot.migrate.api import run_migrations_if_needed
 from bot.settings import Config
 from bot.signals import STOP_SIGNALS
+from bot.telegram.notify import alert_migration_failed
 
 log = get_logger("bot.startup")
 
@@ -66,8 +67,8 @@ def loading_without_collection() -> Iterator[None]:
         yield
         return
     if "alembic" in sys.modules:
-        # The full migration path ran: its revision modules are garbage in cycles (~50,000 objects after 1,000
-        # revisions) that freezing would keep for the bot's lifetime; collecting them now costs ~50 ms.
+        # The full migration path ran: its revision modules are garbage in cycles, which freezing would keep
+        # for the bot's lifetime; one collection now is cheaper than carrying them.
         gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
@@ -89,8 +90,6 @@ def start(config: Config) -> None:
             try:
                 report = run_migrations_if_needed(config)
             except MigrationFailed as error:
-                from bot.telegram.notify import alert_migration_failed
-
                 alert_migration_failed(config, error)
                 raise
             if report is not None:
@@ -98,7 +97,7 @@ def start(config: Config) -> None:
                          duration_ms=round(report.duration_ms, 1))
             deferred.check()
             with loading_without_collection():
-                from bot.telegram.runner import StartInfo, run_bot
+                from bot.telegram.runner import StartInfo, run_bot  # aiogram: only once the schema is ready
 
             deferred.check()
         except Interrupted as stop:

@@ -99,9 +99,9 @@ def _postgres_plan(url: URL) -> ConnectPlan:
         url = url.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
     elif "ssl" in url.query:
         url = url.difference_update_query(["ssl"])
-    mode = url.query.get("sslmode")
-    if isinstance(mode, str) and mode.lower() in _PG_SSLMODE_ALIASES:
-        url = url.update_query_dict({"sslmode": _PG_SSLMODE_ALIASES[mode.lower()]})
+    sslmode = url.query.get("sslmode")
+    if isinstance(sslmode, str) and sslmode.lower() in _PG_SSLMODE_ALIASES:
+        url = url.update_query_dict({"sslmode": _PG_SSLMODE_ALIASES[sslmode.lower()]})
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.data.models import User
 
-_USERS = User.__table__
+_USERS = cast(Table, User.__table__)  # SQLAlchemy types it FromClause; a class with __tablename__ maps a Table
 
 # Built once and executed with parameters: constructing them per update cost a third of the handler's CPU. Core
 # statements on the session's connection skip the ORM's DML handling (nothing to sync: no User is loaded),

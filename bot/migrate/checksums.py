@@ -22,7 +22,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from bot.errors import Refused
+from bot.logs import get_logger
 from bot.migrate import journal
+from bot.settings import Config
+
+log = get_logger("bot.migrations")
 
 CHECKSUMS = "checksums"  # journal kind: the digest of every revision's file checksum, after an upgrade to head
 ACCEPTED = "checksum"  # journal kind: an edit of an applied revision, accepted by an operator (or a baseline)
@@ -249,3 +254,19 @@ def _insert_accepted(connection: Connection, who: journal.Origin, revision: str,
                                 finished_at=moment, description=f"checksum of {revision}: {reason}"[:255],
                                 revision=revision, direction="accept", success=True,
                                 details=json.dumps(details, sort_keys=True, separators=(",", ":")))
+
+
+def refuse_edited(found: Iterable[Edited], config: Config, location: str) -> None:
+    """An applied revision whose file changed: production refuses to go on (exit 6), development warns."""
+    names = [item.revision for item in found]
+    if not names:
+        return
+    if not config.is_production:
+        log.warning("applied revision edited", revisions=names, database=location,
+                    fix="`invoke accept-edit --revision REV --reason ...` once the change is intended")
+        return
+    raise Refused(f"revision(s) {', '.join(names)} were edited after they were applied to {location}",
+                  "an applied revision never runs again, so the edit does not match what this database holds",
+                  "restore the file from version control, or, if the edit is intended (a fix for new databases), "
+                  f"run `invoke accept-edit --revision {names[0]} --reason '...'` (docs/REVIEW.md)",
+                  revisions=names)

@@ -89,20 +89,26 @@ def at_head(config: Config, *, ini: Path | None = None) -> tuple[str, ...] | Non
     try:
         current, unfinished, recorded_digest = read_database(config.database_url)
     except Exception as error:  # noqa: BLE001 - any doubt about the database is the full path's to report
-        return _unsure("database not read", error=type(error).__name__)
+        _unsure("database not read", error=type(error).__name__)
+        return None
     if not current:
-        return _unsure("database has no revision")
+        _unsure("database has no revision")
+        return None
     if unfinished:
-        return _unsure("journal has unfinished entries", entries=len(unfinished))
+        _unsure("journal has unfinished entries", entries=len(unfinished))
+        return None
     manifest = fresh_manifest(ini)
     if manifest is None:
         return None
     if len(manifest.heads) != 1:
-        return _unsure("several heads" if manifest.heads else "no revisions")
+        _unsure("several heads" if manifest.heads else "no revisions")
+        return None
     if len(current) != len(set(current)) or set(current) != set(manifest.heads):
-        return _unsure("not at head", current=list(current), heads=list(manifest.heads))
+        _unsure("not at head", current=list(current), heads=list(manifest.heads))
+        return None
     if not manifest.digest or recorded_digest != manifest.digest:
-        return _unsure("revision files not confirmed against the journal's checksums")
+        _unsure("revision files not confirmed against the journal's checksums")
+        return None
     _verified[ini] = manifest
     return current
 
@@ -129,7 +135,8 @@ def build(ini: Path = ALEMBIC_INI) -> Manifest | None:
         scripts = _scripts(ini)
         taken = snapshot(scripts, ini)
     except Exception as error:  # noqa: BLE001 - the full path reports a broken history with its own words
-        return _unsure("alembic could not read the scripts", error=type(error).__name__)
+        _unsure("alembic could not read the scripts", error=type(error).__name__)
+        return None
     return remember(scripts, taken)
 
 
@@ -140,7 +147,8 @@ def snapshot(scripts: ScriptDirectory, ini: Path = ALEMBIC_INI) -> Snapshot | No
     try:
         return Snapshot(ini, version_dirs, fingerprint(ini, version_dirs), started)
     except OSError as error:  # a cache must never stop a migration: Alembic reports unreadable files itself
-        return _unsure("revision files not readable", error=type(error).__name__)
+        _unsure("revision files not readable", error=type(error).__name__)
+        return None
 
 
 def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | None:
@@ -154,7 +162,8 @@ def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | Non
         heads = tuple(scripts.get_heads())
         revisions = frozenset(script.revision for script in scripts.walk_revisions())
     except Exception as error:  # noqa: BLE001 - the full path reports a broken history with its own words
-        return _unsure("alembic could not read the scripts", error=type(error).__name__)
+        _unsure("alembic could not read the scripts", error=type(error).__name__)
+        return None
     if _unsupported(scripts):
         return None
     # The full path's own module, loaded only when Alembic has read the graph anyway.
@@ -168,7 +177,8 @@ def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | Non
     except OSError:  # a file went away or became unreadable while we hashed it
         changed = True
     if changed:
-        return _unsure("revision files changed while reading them")
+        _unsure("revision files changed while reading them")
+        return None
     path = manifest_path(taken.ini)
     if read_manifest(path) != manifest:
         write_manifest(manifest, path)

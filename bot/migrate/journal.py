@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     Boolean,
@@ -304,7 +304,9 @@ def insert_entry(connection: Connection, *, kind: str, status: str, who: Origin,
            **who.values(), **values}
     # One prebuilt statement with parameters: a fresh .values() per row cost ~0.3 ms of SQLAlchemy coercion.
     result = connection.execute(_INSERT, row, execution_options=INTERNAL)
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # SQLAlchemy types it Optional; a single-row INSERT always has one
+    return int(key[0])
 
 
 def insert_run(connection: Connection, *, who: Origin, direction: str, started_at: datetime,
@@ -325,7 +327,17 @@ def close_run(connection: Connection, run_id: int, *, started_at: datetime, succ
                  finished_at=finished_at, duration_ms=(finished_at - started_at).total_seconds() * 1000)
 
 
-def interrupted_step(run: Entry, later: Iterable[Entry]) -> dict[str, object] | None:
+class InterruptedStep(TypedDict):
+    """What interrupted_step() returns: the journal columns of the step an open run is in."""
+
+    revision: str
+    description: str
+    from_revision: str | None
+    to_revision: str | None
+    started_at: datetime
+
+
+def interrupted_step(run: Entry, later: Iterable[Entry]) -> InterruptedStep | None:
     """The planned step an open run is in, or died in: the first one without a row of its own.
 
     `later` holds rows written after the run row. None when the run's last step row is itself open (its

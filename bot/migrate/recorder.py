@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -24,9 +24,7 @@ from sqlalchemy.engine import Connection
 from bot.data.engine import INTERNAL
 from bot.logs import get_logger
 from bot.migrate import journal
-
-if TYPE_CHECKING:
-    from bot.migrate.run import PlannedStep
+from bot.migrate.plan import PlannedStep
 
 log = get_logger("bot.migrations")
 
@@ -75,12 +73,12 @@ class StepRecorder:
         assert self.connection is not None, "bind() first"
         if not self.transactional or not steps:
             return
-        self.run_started_at = journal.now()
+        self.run_started_at = started_at = journal.now()
         planned = [(step.revision, step.message, joined(step.source), joined(step.destination)) for step in steps]
 
         def work(conn: Connection) -> int:
             run_id = journal.insert_run(conn, who=self.who, direction=self.direction,
-                                        started_at=self.run_started_at, steps=planned)
+                                        started_at=started_at, steps=planned)
             _flush_commits(conn, False)
             return run_id
 
@@ -118,14 +116,14 @@ class StepRecorder:
             nothing_ran = self.statements_done == 0
             status = journal.FAILED if self.step_transactional or nothing_ran else journal.HALF_APPLIED
         summary = journal.error_summary(error, self.secrets)
-        ending = {"status": status, "success": False, "finished_at": journal.now(),
-                  "duration_ms": (time.perf_counter() - self.started) * 1000, "error": summary}
+        ending: dict[str, object] = {"success": False, "finished_at": journal.now(),
+                                     "duration_ms": (time.perf_counter() - self.started) * 1000, "error": summary}
 
         def work(conn: Connection) -> None:
             if entry_id is not None:
-                journal.update_entry(conn, entry_id, **ending)
-            elif planned is not None:
-                self._insert(conn, **ending)
+                journal.update_entry(conn, entry_id, status=status, **ending)
+            elif status is not None:  # set exactly when a step was planned
+                self._insert(conn, status, **ending)
             if run_id is not None:
                 self._close_run(conn, run_id, success=False, error=summary)
 
@@ -159,8 +157,8 @@ class StepRecorder:
         """Alembic's on_version_apply: alembic_version just moved, in the step's transaction; so does our row."""
         if self.planned is None:
             return
-        ending: dict[str, object] = {"status": journal.APPLIED if self.direction == "upgrade" else journal.REVERTED,
-                                     "success": True, "finished_at": journal.now(),
+        status = journal.APPLIED if self.direction == "upgrade" else journal.REVERTED
+        ending: dict[str, object] = {"success": True, "finished_at": journal.now(),
                                      "duration_ms": (time.perf_counter() - self.started) * 1000}
         details = self.step_details() if self.step_details is not None else None
         if details:
@@ -168,9 +166,9 @@ class StepRecorder:
         if self.entry_id is None:
             # Not remembered: if the step's COMMIT fails (a deferred constraint), this row rolls back with it
             # and step_failed must insert the failed row rather than update one that is gone.
-            self._insert(ctx.connection, **ending)
+            self._insert(ctx.connection, status, **ending)
         else:
-            journal.update_entry(ctx.connection, self.entry_id, **ending)
+            journal.update_entry(ctx.connection, self.entry_id, status=status, **ending)
 
     def _statement_done(self, _connection: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
                         _executemany: bool) -> None:

@@ -12,18 +12,14 @@ from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.script.revision import ResolutionError, RevisionError
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from bot.data.lock import migration_lock
-from bot.data.urls import database_label, where
-from bot.errors import ConfigError, Refused
+from bot.errors import ConfigError
 from bot.logs import get_logger
 from bot.migrate import checksums, journal
-from bot.migrate.api import Confirm, Plan, _ask, _connection, applied_revisions
-from bot.migrate.graph import alembic_config, load_scripts
-from bot.migrate.run import current_heads
+from bot.migrate.graph import PICK_A_REVISION, UNRESOLVED, applied_revisions, revision_or_refuse, scripts_of
+from bot.migrate.plan import Confirm
+from bot.migrate.session import locked
 from bot.settings import Config
 from bot.signals import run_guarded
 
@@ -45,28 +41,21 @@ def stamp(config: Config, to: str, *, confirm: Confirm | None) -> StampReport:
     if not to or not to.strip():
         raise ConfigError("--to is empty", "a stamp needs the revision the schema now matches",
                           "pass --to REV (see `invoke history`)")
-    scripts = load_scripts(alembic_config(config))
+    scripts = scripts_of(config)
     target = to.strip()
-    _check_target(scripts, target)
+    revision_or_refuse(scripts, target, "stamp to")
     return run_guarded(lambda guard: _stamp(config, scripts, target, confirm))
 
 
 async def _stamp(config: Config, scripts: ScriptDirectory, target: str, confirm: Confirm | None) -> StampReport:
-    url = config.database_url
-    async with _connection(config) as (engine, connection):
-        async with migration_lock(engine, url, config.migration_lock_timeout):
-            before = await connection.run_sync(current_heads)
-            who = journal.origin(config.env)
-            half = await connection.run_sync(journal.prepare, who)
-            planned = Plan("stamp", database_label(url), where(url), before, target, ())
-            if confirm is not None and not await _ask(confirm, planned):
-                raise Refused(f"stamp of {where(url)} was not confirmed", "the answer did not match",
-                              "run it again and type the database name, or pass --yes")
-            entry_id, after, resolved = await connection.run_sync(_write, scripts, target, before, who)
-    log.info("revision stamped", previous_revision=",".join(before) or None, revision=",".join(after) or None,
-             entry_id=entry_id, resolved_entries=list(resolved),
-             half_applied_revisions=[entry.revision for entry in half])
-    return StampReport(before, after, entry_id, resolved)
+    async with locked(config) as session:
+        await session.confirm(confirm, session.plan("stamp", target))
+        entry_id, after, resolved = await session.connection.run_sync(_write, scripts, target, session.before,
+                                                                      session.who)
+    log.info("revision stamped", previous_revision=",".join(session.before) or None,
+             revision=",".join(after) or None, entry_id=entry_id, resolved_entries=list(resolved),
+             half_applied_revisions=[entry.revision for entry in session.half_applied])
+    return StampReport(session.before, after, entry_id, resolved)
 
 
 def _write(connection: Connection, scripts: ScriptDirectory, target: str, before: tuple[str, ...],
@@ -78,9 +67,8 @@ def _write(connection: Connection, scripts: ScriptDirectory, target: str, before
         context = MigrationContext.configure(conn)
         try:
             context.stamp(scripts, target)
-        except (CommandError, ResolutionError, RevisionError) as error:
-            raise ConfigError(f"cannot stamp to {target!r}", str(error).rstrip("."),
-                              "pick a revision from `invoke history`") from None
+        except UNRESOLVED as error:
+            raise ConfigError(f"cannot stamp to {target!r}", str(error).rstrip("."), PICK_A_REVISION) from None
         after = tuple(context.get_current_heads())
         entry_id = journal.insert_entry(
             conn, kind=journal.STAMP, status=journal.STAMPED, who=who, started_at=started_at,
@@ -90,17 +78,6 @@ def _write(connection: Connection, scripts: ScriptDirectory, target: str, before
         return entry_id, after, tuple(journal.resolve(conn, entry_id))
 
     return journal.committed(connection, work)
-
-
-def _check_target(scripts: ScriptDirectory, target: str) -> None:
-    """Fail before connecting when the scripts do not know the target."""
-    if target == "base":
-        return
-    try:
-        scripts.get_revisions(target)
-    except (CommandError, ResolutionError, RevisionError) as error:
-        raise ConfigError(f"cannot stamp to {target!r}", str(error).rstrip("."),
-                          "pick a revision from `invoke history`") from None
 
 
 @dataclass(frozen=True)
@@ -119,11 +96,11 @@ def accept_edit(config: Config, revision: str, reason: str, *, confirm: Confirm 
     if not reason.strip():
         raise ConfigError("--reason is empty", "the journal keeps why an applied revision's file may differ",
                           "pass --reason 'what changed and why it is safe'")
-    scripts = load_scripts(alembic_config(config))
+    scripts = scripts_of(config)
     target = revision.strip()
     try:
         script = scripts.get_revision(target)
-    except (CommandError, ResolutionError, RevisionError):
+    except UNRESOLVED:
         script = None
     if script is None:
         raise ConfigError(f"--revision {target!r} is not a revision", "accept-edit takes one revision id",
@@ -133,30 +110,23 @@ def accept_edit(config: Config, revision: str, reason: str, *, confirm: Confirm 
 
 async def _accept(config: Config, scripts: ScriptDirectory, revision: str, reason: str,
                   confirm: Confirm | None) -> AcceptReport:
-    url = config.database_url
-    async with _connection(config) as (engine, connection):
-        async with migration_lock(engine, url, config.migration_lock_timeout):
-            before = await connection.run_sync(current_heads)
-            who = journal.origin(config.env)
-            await connection.run_sync(journal.prepare, who)
-            if revision not in applied_revisions(scripts, before):
-                raise ConfigError(f"revision {revision} is not applied to {where(url)}",
-                                  "only a revision that already ran can differ from what ran",
-                                  "edit pending revisions freely; `invoke history` shows which are applied")
-            triples = checksums.scripts_of(scripts)
-            files = checksums.files_of(triples)
-            found = await connection.run_sync(checksums.edited, triples, {revision}, files)
-            if not found:
-                log.info("revision edit accepted", revision=revision, entry_id=None,
-                         reason="the file matches what was applied; nothing to record")
-                return AcceptReport(revision, None)
-            planned = Plan("accept-edit", database_label(url), where(url), before, revision, ())
-            if confirm is not None and not await _ask(confirm, planned):
-                raise Refused(f"accept-edit of {where(url)} was not confirmed", "the answer did not match",
-                              "run it again and type the database name, or pass --yes")
-            entry_id = await connection.run_sync(checksums.accept, who, revision, found[0].now, reason,
-                                                 found[0].applied)
-            await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), before, who,
-                                          files)
+    async with locked(config) as session:
+        connection, before, who = session.connection, session.before, session.who
+        if revision not in applied_revisions(scripts, before):
+            raise ConfigError(f"revision {revision} is not applied to {session.location}",
+                              "only a revision that already ran can differ from what ran",
+                              "edit pending revisions freely; `invoke history` shows which are applied")
+        triples = checksums.scripts_of(scripts)
+        files = checksums.files_of(triples)
+        found = await connection.run_sync(checksums.edited, triples, {revision}, files)
+        if not found:
+            log.info("revision edit accepted", revision=revision, entry_id=None,
+                     reason="the file matches what was applied; nothing to record")
+            return AcceptReport(revision, None)
+        await session.confirm(confirm, session.plan("accept-edit", revision))
+        entry_id = await connection.run_sync(checksums.accept, who, revision, found[0].now, reason,
+                                             found[0].applied)
+        await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), before, who,
+                                      files)
     log.info("revision edit accepted", revision=revision, entry_id=entry_id, reason=reason)
     return AcceptReport(revision, entry_id)

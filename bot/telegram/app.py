@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.settings import Config
@@ -21,12 +21,12 @@ UNLABELLED_OBSERVERS = ("update", "error")
 def build_bot(config: Config, *request_middlewares: BaseRequestMiddleware) -> Bot:
     """A Bot for the configured token, talking to TELEGRAM_API_URL through TELEGRAM_PROXY when set."""
     token = config.require_bot_token().reveal()
-    options: dict[str, object] = {}
-    if config.telegram_api_url:
-        options["api"] = TelegramAPIServer.from_base(config.telegram_api_url)
-    if config.telegram_proxy is not None:
-        options["proxy"] = config.telegram_proxy.reveal()
-    session = AiohttpSession(**options) if options else None  # type: ignore[arg-type]
+    session = None
+    if config.telegram_api_url or config.telegram_proxy is not None:
+        # PRODUCTION and no proxy are AiohttpSession's own defaults.
+        api = TelegramAPIServer.from_base(config.telegram_api_url) if config.telegram_api_url else PRODUCTION
+        proxy = config.telegram_proxy.reveal() if config.telegram_proxy is not None else None
+        session = AiohttpSession(proxy=proxy, api=api)
     bot = Bot(token=token, session=session)
     for middleware in request_middlewares:
         bot.session.middleware(middleware)

@@ -61,7 +61,7 @@ def _connection(config: Config, host: str, port: int, https: bool, timeout: floa
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     if config.telegram_proxy is not None:
         try:
-            from python_socks.sync import Proxy
+            from python_socks.sync import Proxy  # only with TELEGRAM_PROXY set
 
             sock = Proxy.from_url(config.telegram_proxy.reveal()).connect(dest_host=host, dest_port=port,
                                                                          timeout=timeout)

@@ -30,14 +30,15 @@ class ConflictWatch(BaseRequestMiddleware):
 
     async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
                        method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
-        if not isinstance(method, GetUpdates):
-            return await make_request(bot, method)
+        # A flag, not `if isinstance(...)` around the call: narrowing `method` to GetUpdates would lose TelegramType.
+        polling = isinstance(method, GetUpdates)
         try:
             response = await make_request(bot, method)
         except TelegramConflictError as error:
-            self._record(bot, error)
+            if polling:
+                self._record(bot, error)
             raise
-        if self.state.conflict:
+        if polling and self.state.conflict:
             log.info("polling conflict resolved", bot_id=bot.id, conflicts=self.conflicts)
             self.state.conflict = False
             self.conflicts = 0

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # aiohttp.web loads only when a health or webhook listener is
 
 from bot import __version__
 from bot.data.waiting import reason
+from bot.errors import ConfigError
 from bot.logs import get_logger
 
 log = get_logger("bot.telegram.health")
@@ -86,7 +87,7 @@ MetricsRender = Callable[[str | None], tuple[bytes, str]]
 def add_health_routes(app: web.Application, state: RuntimeState, database: DatabaseCheck,
                       metrics: MetricsRender | None = None) -> None:
     """Mount /livez (and /healthz), /readyz and, given a renderer, /metrics on an aiohttp application."""
-    from aiohttp import web
+    from aiohttp import web  # see the TYPE_CHECKING import above
 
     async def livez(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", **_identity(state)})
@@ -111,7 +112,7 @@ def add_health_routes(app: web.Application, state: RuntimeState, database: Datab
 
 def _metrics_endpoint(render: MetricsRender) -> Callable[[web.Request], Awaitable[web.Response]]:
     """GET /metrics: Prometheus' text format, or OpenMetrics when the scraper asks for it."""
-    from aiohttp import web
+    from aiohttp import web  # see the TYPE_CHECKING import above
 
     async def serve_metrics(request: web.Request) -> web.Response:
         body, content_type = render(request.headers.get("Accept"))
@@ -145,9 +146,7 @@ def _role(state: RuntimeState) -> Check:
 
 async def start_site(app: web.Application, host: str, port: int, *, purpose: str) -> web.AppRunner:
     """Listen on host:port; a port already in use is a clear configuration error."""
-    from aiohttp import web
-
-    from bot.errors import ConfigError
+    from aiohttp import web  # see the TYPE_CHECKING import above
 
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

@@ -63,14 +63,16 @@ class LeaderElection:
                         connection = await engine.connect()
                     if await self._term(engine, connection, lead):
                         return
-                    connection = await _discard(connection)
+                    await _discard(connection)
+                    connection = None
                 except LockTimeout as busy:
                     failures, last_failure_log = 0, -FAILURE_LOG_INTERVAL
                     if connection is not None:
                         try:
                             await connection.commit()  # end SQLAlchemy's autobegun block, so the next try reuses it
                         except (SQLAlchemyError, OSError):
-                            connection = await _discard(connection)
+                            await _discard(connection)
+                            connection = None
                     if self.state.role != "standby":
                         self._set_role("standby")
                         last_standby_log = -STANDBY_LOG_INTERVAL
@@ -86,7 +88,8 @@ class LeaderElection:
                                     failures=failures, retry_in_s=self.interval)
                     if self.state.role == "leader":
                         self._set_role("lost")  # whatever failed, this replica no longer polls
-                    connection = await _discard(connection)
+                    await _discard(connection)
+                    connection = None
                 else:
                     failures, last_failure_log = 0, -FAILURE_LOG_INTERVAL
                 await _wait(self.stop, self.interval)

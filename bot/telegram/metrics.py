@@ -1,7 +1,7 @@
 """The bot's Prometheus metrics: one registry per running bot, served as /metrics on the health port.
 
 Built with the official `prometheus_client`, so the exposition format (and OpenMetrics negotiation) is
-Prometheus' own. Every metric is documented in docs/METRICS.md; tests/test_metrics.py keeps the two equal.
+Prometheus' own. Every metric is documented in docs/METRICS.md; tests/integration/test_metrics.py keeps the two equal.
 """
 
 from __future__ import annotations

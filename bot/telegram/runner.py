@@ -33,7 +33,7 @@ from bot.telegram.tracker import HandlerTracker
 if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
     from aiohttp import web
 
-    from bot.migrate.api import MigrationReport
+    from bot.migrate.plan import MigrationReport
 
 log = get_logger("bot.telegram")
 
@@ -118,7 +118,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
     drained = cut = 0
     try:
         if config.health_port and not shared_port:
-            from aiohttp import web
+            from aiohttp import web  # aiohttp.web: only when a health listener is configured
 
             app = web.Application()
             mount_health(app)
@@ -135,7 +135,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
                                                applied=start.applied, duration_ms=start.duration_ms, role=role))
 
         if config.mode == "webhook":
-            from bot.telegram.webhook import serve_webhook
+            from bot.telegram.webhook import serve_webhook  # aiogram's webhook server: webhook mode only
 
             started("webhook (every replica serves)")
             drained, cut = await serve_webhook(config, bot, dispatcher, tracker, state, stopper.event,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.fake_telegram import FakeTelegram  # noqa: E402 - after the path set-up above
+from tests.support.fake_telegram import FakeTelegram  # noqa: E402 - after the path set-up above
 
 
 def main() -> None:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot.data.urls import database_label, where
+from bot.data.engine import connect_options
+from bot.data.urls import database_label, sync_url, where
 from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate.rails.tools import (
@@ -133,11 +135,6 @@ def estimate_size(url: URL) -> int:
     if backend == "sqlite":
         files = [Path(str(url.database) + suffix) for suffix in ("", "-wal")]
         return sum(file.stat().st_size for file in files if file.exists())
-    import sqlalchemy as sa
-
-    from bot.data.engine import connect_options
-    from bot.data.urls import sync_url
-
     sync, connect_args = connect_options(sync_url(url))
     query = ("SELECT pg_database_size(current_database())" if backend == "postgresql" else
              "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "

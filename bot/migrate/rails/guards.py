@@ -16,10 +16,11 @@ from sqlalchemy.engine import Connection
 from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate import journal
+from bot.migrate.rails.backup import take_backup
 from bot.settings import Config
 
 if TYPE_CHECKING:
-    from bot.migrate.api import Plan
+    from bot.migrate.plan import Plan
 
 log = get_logger("bot.safeguards")
 
@@ -55,8 +56,6 @@ def backup_guard(config: Config) -> Guard:
     """Write and verify a backup of the database as it is now; a failure refuses the command."""
 
     def back_up(connection: Connection, plan: Plan) -> None:
-        from bot.migrate.rails.backup import take_backup
-
         started = journal.now()
         try:
             backup = take_backup(config, plan.current, reason=plan.direction)

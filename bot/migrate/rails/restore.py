@@ -21,19 +21,19 @@ from typing import Any
 from sqlalchemy import MetaData, Table, delete, func, inspect, select, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from bot.data.engine import connect_options
-from bot.data.lock import migration_lock
-from bot.data.urls import database_label, sync_url, where
+from bot.data.urls import sync_url, where
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.migrate import journal
-from bot.migrate.graph import TOOLKIT_TABLES, alembic_config, load_scripts
+from bot.migrate.graph import TOOLKIT_TABLES, current_heads, known, scripts_of
+from bot.migrate.plan import Confirm
 from bot.migrate.rails.backup import backup_kind, open_backup, take_backup, verify_backup
 from bot.migrate.rails.tools import MYSQL_BACKENDS, find_tool, mysql_option_file, postgres_environment, run_tool
-from bot.migrate.run import current_heads
+from bot.migrate.session import locked
 from bot.settings import Config
 from bot.signals import ShutdownGuard, run_guarded
 
@@ -57,8 +57,8 @@ class RestoreReport:
     duration_ms: float
 
 
-def restore(config: Config, path: Path, *, confirm: Any = None, backup_first: bool = True) -> RestoreReport:
-    """Check the backup, then restore it under the lock (confirm is a migrations.Confirm or None)."""
+def restore(config: Config, path: Path, *, confirm: Confirm | None = None, backup_first: bool = True) -> RestoreReport:
+    """Check the backup, then restore it under the lock, after the operator confirmed (unless confirm is None)."""
     path = _existing(path)
     backend = config.database_url.get_backend_name()
     kind = backup_kind(path)
@@ -69,10 +69,8 @@ def restore(config: Config, path: Path, *, confirm: Any = None, backup_first: bo
                           f"and DATABASE_URL is {backend}", "pick a backup of this database")
     verify_backup(path, backend)
     revision = backup_revision(path, kind, config.database_url)
-    from bot.migrate.api import _known
-
-    scripts = load_scripts(alembic_config(config))
-    unknown = [rev for rev in revision if not _known(scripts, rev)]
+    scripts = scripts_of(config)
+    unknown = [rev for rev in revision if not known(scripts, rev)]
     if unknown:
         raise Refused(f"the backup {path.name} is at revision {', '.join(unknown)}, which these scripts do not know",
                       "after the restore nothing could migrate or start", "restore it with the code of that release")
@@ -191,54 +189,45 @@ def backup_tables(path: Path, kind: str) -> set[str] | None:
     return None
 
 
-async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[str, ...], confirm: Any,
+async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[str, ...], confirm: Confirm | None,
                          backup_first: bool, guard: ShutdownGuard) -> RestoreReport:
     """Lock, confirm, safety backup, restore, put the journal back, journal the restore."""
-    from bot.migrate.api import Plan, _ask, _connection
-
     url = config.database_url
-    async with _connection(config) as (engine, connection):
-        async with migration_lock(engine, url, config.migration_lock_timeout):
-            who = journal.origin(config.env)
-            before = await connection.run_sync(current_heads)
-            await connection.run_sync(journal.prepare, who)
-            planned = Plan("restore", database_label(url), where(url), before, "+".join(revision) or "base",
-                           (), source=str(path))
-            if confirm is not None and not await _ask(confirm, planned):
-                raise Refused(f"restore of {where(url)} was not confirmed", "the answer did not match",
-                              "run it again and type the database name, or pass --yes")
-            started_at, started = journal.now(), time.perf_counter()
-            existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-            await connection.run_sync(_tables_free, existing, config.ddl_lock_timeout)
-            safety = None
-            if backup_first:
-                safety = take_backup(config, before, reason="restore").path
-            else:
-                log.warning("backup skipped", database=where(url), reason="--no-backup")
-            kept = await connection.run_sync(_snapshot)
-            await connection.rollback()
-            log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
-            guard.enter_critical()
-            try:
-                await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
-            except MigrationFailed as error:
-                # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
-                await connection.run_sync(_put_back, kept)
-                await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
-                raise
-            else:
-                await connection.run_sync(_drop_orphans, kind, path, existing)
-                await connection.run_sync(_put_back, kept)
-            finally:
-                guard.leave_critical()
-            after = await connection.run_sync(current_heads)
-            duration = (time.perf_counter() - started) * 1000
-            await connection.run_sync(_journal, config, who, path, before, after, safety, started_at)
-            log.info("restore complete", database=where(url), path=str(path), before=list(before),
-                     revision=",".join(after) or None, duration_ms=round(duration, 1),
-                     safety_backup=str(safety) if safety else None)
-            guard.raise_if_requested()
-            return RestoreReport(path, before, after, safety, duration)
+    async with locked(config) as session:
+        connection, before, who = session.connection, session.before, session.who
+        await session.confirm(confirm, session.plan("restore", "+".join(revision) or "base", source=str(path)))
+        started_at, started = journal.now(), time.perf_counter()
+        existing = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        await connection.run_sync(_tables_free, existing, config.ddl_lock_timeout)
+        safety = None
+        if backup_first:
+            safety = take_backup(config, before, reason="restore").path
+        else:
+            log.warning("backup skipped", database=where(url), reason="--no-backup")
+        kept = await connection.run_sync(_snapshot)
+        await connection.rollback()
+        log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
+        guard.enter_critical()
+        try:
+            await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
+        except MigrationFailed as error:
+            # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
+            await connection.run_sync(_put_back, kept)
+            await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
+            raise
+        else:
+            await connection.run_sync(_drop_orphans, kind, path, existing)
+            await connection.run_sync(_put_back, kept)
+        finally:
+            guard.leave_critical()
+        after = await connection.run_sync(current_heads)
+        duration = (time.perf_counter() - started) * 1000
+        await connection.run_sync(_journal, config, who, path, before, after, safety, started_at)
+        log.info("restore complete", database=where(url), path=str(path), before=list(before),
+                 revision=",".join(after) or None, duration_ms=round(duration, 1),
+                 safety_backup=str(safety) if safety else None)
+        guard.raise_if_requested()
+        return RestoreReport(path, before, after, safety, duration)
 
 
 def _tables_free(connection: Connection, tables: set[str], timeout: float) -> None:
@@ -246,8 +235,6 @@ def _tables_free(connection: Connection, tables: set[str], timeout: float) -> No
     dialect = connection.dialect.name
     if dialect == "sqlite" or not tables or timeout <= 0:
         return
-    from sqlalchemy.exc import OperationalError
-
     if connection.in_transaction():
         connection.commit()
     quoted = [connection.dialect.identifier_preparer.quote(name) for name in sorted(tables)]

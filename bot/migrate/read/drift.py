@@ -13,10 +13,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from bot.data.models import Base
 from bot.data.urls import where
 from bot.errors import CheckFailed
 from bot.logs import get_logger
-from bot.migrate.graph import include_name
+from bot.migrate.graph import current_heads, include_name
+from bot.migrate.session import read_on_connection
 from bot.output import print_result
 from bot.settings import Config
 
@@ -38,19 +40,13 @@ class Difference:
 
 def find_drift(config: Config) -> tuple[list[Difference], tuple[str, ...]]:
     """Every difference between the models and the live schema, plus the database's current revision."""
-    from bot.migrate.api import _read
-    from bot.migrate.run import current_heads
-    from bot.signals import run_guarded
-
     def compare(connection: Connection) -> tuple[list[Difference], tuple[str, ...]]:
-        from bot.data.models import Base
-
         context = MigrationContext.configure(connection, opts={"include_name": include_name, "compare_type": True,
                                                                "target_metadata": Base.metadata})
         return [item for diff in compare_metadata(context, Base.metadata) for item in _describe(diff)], \
             current_heads(connection)
 
-    return run_guarded(lambda guard: _read(config, compare))
+    return read_on_connection(config, compare)
 
 
 def check_drift(config: Config) -> str:

@@ -21,9 +21,8 @@ from bot.data.urls import where
 from bot.data.waiting import open_connection
 from bot.errors import CheckFailed, LockTimeout
 from bot.migrate import checksums, journal
-from bot.migrate.api import RevisionInfo, Status, _history, _status, applied_revisions
-from bot.migrate.graph import alembic_config, load_scripts
-from bot.migrate.run import current_heads
+from bot.migrate.graph import alembic_config, applied_revisions, current_heads, history_of, load_scripts, status_of
+from bot.migrate.plan import RevisionInfo, Status
 from bot.settings import Config
 from bot.signals import run_guarded
 
@@ -82,7 +81,7 @@ def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview
     scripts = load_scripts(alembic_config(config))
     url = config.database_url
     if missing_is_empty and sqlite_file_missing(url):
-        return _combine(where(url), _status(scripts, ()), _history(scripts, ()), None, [], True)
+        return _combine(where(url), status_of(scripts, ()), history_of(scripts, ()), None, [], True)
     require_existing_database(url)
 
     async def read() -> Overview:
@@ -98,7 +97,8 @@ def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview
             lock_free = await _lock_is_free(engine, config) if running else True
         finally:
             await engine.dispose()
-        found = _combine(where(url), _status(scripts, current), _history(scripts, current), version, rows, lock_free)
+        found = _combine(where(url), status_of(scripts, current), history_of(scripts, current), version, rows,
+                         lock_free)
         return replace(found, edited=tuple(edited))
 
     return run_guarded(lambda guard: read())

@@ -14,13 +14,11 @@ from typing import Any
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
-from alembic.script.revision import ResolutionError, RevisionError
-from alembic.util import CommandError
 
-from bot.errors import ConfigError, Refused
+from bot.errors import Refused
 from bot.logs import get_logger
-from bot.migrate.graph import alembic_config, load_scripts
-from bot.migrate.run import current_heads, plan, steps_between
+from bot.migrate.graph import alembic_config, current_heads, load_scripts, plan_steps, planned
+from bot.migrate.session import read_on_connection
 from bot.settings import Config
 
 log = get_logger("bot.preview")
@@ -31,11 +29,7 @@ def render_sql(config: Config, direction: str, target: str) -> str:
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
     heads = _current(config)
-    try:
-        steps = steps_between(scripts, direction, target, heads)
-    except (CommandError, ResolutionError, RevisionError) as error:
-        raise ConfigError(f"cannot {direction} to {target!r}", str(error).rstrip("."),
-                          "pick a revision from `invoke history`") from None
+    steps = plan_steps(scripts, direction, target, heads)
     if not steps:
         log.info("nothing to render", direction=direction, target=target, current=list(heads))
         return f"-- nothing to {direction}: the database is already at {', '.join(heads) or 'base'}\n"
@@ -44,14 +38,10 @@ def render_sql(config: Config, direction: str, target: str) -> str:
 
 def _current(config: Config) -> tuple[str, ...]:
     """The database's revisions, read without a lock; a SQLite file that does not exist yet is at base."""
-    from bot.migrate.api import _read
-
     url = config.database_url
     if url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
         return ()
-    from bot.signals import run_guarded
-
-    return run_guarded(lambda guard: _read(config, current_heads))
+    return read_on_connection(config, current_heads)
 
 
 def _render(alembic_cfg: Any, scripts: ScriptDirectory, steps: list[RevisionStep], heads: tuple[str, ...],
@@ -71,7 +61,7 @@ def _render(alembic_cfg: Any, scripts: ScriptDirectory, steps: list[RevisionStep
                                 destination_rev=target, output_buffer=buffer):
             scripts.run_env()
     except Exception as error:  # noqa: BLE001 - any failure to render is reported for its step, no traceback
-        step = plan(current[0]) if current else None
+        step = planned(current[0]) if current else None
         text = str(error).strip()
         why = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
         dialect = config.database_url.get_backend_name()

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.data.engine import INTERNAL
+from bot.migrate.review import parsers
 from bot.migrate.review import statements as st
 from bot.migrate.review.rules import VOLATILE_FUNCTIONS, ColumnFacts
 from bot.migrate.review.statements import Action, TableName
@@ -143,7 +144,7 @@ class Catalog:
             return None
         found = {}
         for name, type_text, nullable, octets in rows:
-            column_type = st.read_type(str(type_text), self.dialect)
+            column_type = parsers.read_type(str(type_text), self.dialect)
             if column_type is not None:
                 found[str(name)] = ColumnFacts(column_type, bool(nullable), int(octets) if octets else None)
         return found

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from bot.data.engine import INTERNAL
 from bot.errors import Refused
 from bot.logs import get_logger
-from bot.migrate.review import rules
+from bot.migrate.review import parsers, rules
 from bot.migrate.review import statements as st
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.rules import ADVICE, Finding
@@ -201,7 +201,7 @@ class Review:
         self._in_transaction = in_transaction
         parsed = self._parsed.get(sql)
         if parsed is None:
-            parsed = st.read_sql(sql, self.dialect)
+            parsed = parsers.read_sql(sql, self.dialect)
             if len(self._parsed) < 4096:
                 self._parsed[sql] = parsed
         self._reads_only = all(action.kind == st.OTHER and action.detail in st.READ_STATEMENTS

@@ -43,14 +43,14 @@ def read_statements(sql: str, dialect: str) -> ParsedStatements:
     return result
 
 
-def _statement(tree: exp.Expression, dialect: str) -> list[Action]:
+def _statement(tree: exp.Expr, dialect: str) -> list[Action]:
     nested = [_dml(node, dialect) for node in tree.find_all(exp.Delete, exp.Update)]
     if isinstance(tree, (exp.Delete, exp.Update)):
         return nested  # find_all yields the statement itself first
     return _top(tree, dialect) + nested
 
 
-def _top(tree: exp.Expression, dialect: str) -> list[Action]:
+def _top(tree: exp.Expr, dialect: str) -> list[Action]:
     if isinstance(tree, exp.Create):
         kind = str(tree.args.get("kind") or "").upper()
         if kind == "TABLE":

@@ -24,11 +24,10 @@ from sqlalchemy.engine import Connection
 from bot.data.urls import where
 from bot.errors import CheckFailed, ConfigError
 from bot.logs import get_logger
-from bot.migrate.api import read_on_connection
-from bot.migrate.graph import alembic_config, load_scripts
+from bot.migrate.graph import alembic_config, current_heads, load_scripts, steps_between
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.checker import COLLECT, REPORTED, Review, Verdict
-from bot.migrate.run import current_heads, steps_between
+from bot.migrate.session import read_on_connection
 from bot.settings import Config
 
 log = get_logger("bot.review")
@@ -102,6 +101,7 @@ def check_offline(alembic_cfg: AlembicConfig, scripts: ScriptDirectory, steps: l
     capture = _Capture(judge)
 
     def each_step(_heads: Any, context: MigrationContext) -> Iterator[RevisionStep]:
+        # Wrapping this one impl's bound methods is the point, so mypy's method-assign check does not apply.
         context.impl.emit_begin = capture.framed(context.impl.emit_begin)  # type: ignore[method-assign]
         context.impl.emit_commit = capture.framed(context.impl.emit_commit)  # type: ignore[method-assign]
         for step in steps:

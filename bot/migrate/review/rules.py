@@ -60,8 +60,13 @@ class ColumnFacts:
 class Situation(Protocol):
     """What the judge may ask about the database and the run so far."""
 
-    dialect: str
-    server_version: tuple[int, ...]
+    @property
+    def dialect(self) -> str:
+        """The dialect family (statements.POSTGRESQL, MYSQL or SQLITE)."""
+
+    @property
+    def server_version(self) -> tuple[int, ...]:
+        """The server's version, as numbers."""
 
     def existing(self, table: TableName | None) -> bool:
         """The table was there before this run (not created by an earlier statement of it)."""

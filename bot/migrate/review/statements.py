@@ -161,30 +161,6 @@ class ParsedStatements:
             yield from actions
 
 
-def read_sql(sql: str, dialect: str) -> ParsedStatements:
-    """The actions of every statement in `sql` (comments and several statements per string included)."""
-    # Each parser is slow to import: load only the one this database needs, and only when a review runs.
-    if dialect == POSTGRESQL:
-        from bot.migrate.review import pg_reader
-
-        return pg_reader.read_statements(sql)
-    from bot.migrate.review import glot_reader
-
-    return glot_reader.read_statements(sql, dialect)
-
-
-def read_type(text: str, dialect: str) -> ColumnType | None:
-    """A type as written in DDL (e.g. a reflected column's), read by the dialect's parser."""
-    # Lazy for the same reason as read_sql.
-    if dialect == POSTGRESQL:
-        from bot.migrate.review import pg_reader
-
-        return pg_reader.read_type(text)
-    from bot.migrate.review import glot_reader
-
-    return glot_reader.read_type(text, dialect)
-
-
 def column_type(word: str, params: tuple[int, ...] = (), array: bool = False) -> ColumnType:
     """A type word of any dialect folded to one word per family; integer types carry no size."""
     name = _TYPE_WORDS.get(word.lower(), word.lower())
