@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.settings import load_config
+from tests.support.bots import sigterm_after
 from tests.support.environment import TOKEN, plain
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.logs import events_named, json_lines
@@ -24,11 +25,9 @@ def _sigterm_during_reply(telegram: FakeTelegram, text: str) -> threading.Thread
         telegram.push_message(TOKEN, text, user_id=777)
         telegram.wait_for("sendMessage", token=TOKEN, timeout=10)
         time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
 
-    thread = threading.Thread(target=act, daemon=True)
-    thread.start()
-    return thread
+    return sigterm_after(act)
+
 
 
 def test_sigterm_lets_a_slow_handler_deliver_its_reply(sqlite_url: URL, telegram: FakeTelegram,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL
@@ -16,7 +13,7 @@ from sqlalchemy.engine import URL
 from bot.settings import load_config
 from bot.telegram.health import RuntimeState
 from bot.telegram.leader import LeaderElection
-from tests.support.bots import Replica, http_json, metric_value, scrape_metrics, wait_until
+from tests.support.bots import Replica, http_json, metric_value, scrape_metrics, sigterm_after, wait_until
 from tests.support.environment import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.logs import json_lines
@@ -162,21 +159,6 @@ def test_two_real_replicas_poll_once_and_fail_over(project: Path, postgres_url: 
 # -- in-process polling: a leftover webhook, and a poller outside the election ------------------------
 
 
-def _sigterm_after(condition: Callable[[], Any], timeout: float = 30) -> threading.Thread:
-    """SIGTERM this process (the bot's loop runs in it) once `condition` holds, or after `timeout`."""
-    import os
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_leader_removes_a_leftover_webhook_before_polling(sqlite_url: URL, telegram: FakeTelegram,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A webhook left from webhook mode is deleted (and logged) before the first getUpdates, so no 409."""
@@ -184,7 +166,8 @@ def test_leader_removes_a_leftover_webhook_before_polling(sqlite_url: URL, teleg
 
     telegram.webhooks[TOKEN] = {"url": "https://old.example.com/hook"}
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
-    _sigterm_after(lambda: [c for c in telegram.completed if c.method == "getUpdates"])
+    sigterm_after(lambda: wait_until(lambda: [c for c in telegram.completed if c.method == "getUpdates"], 30,
+                                     "a completed getUpdates"))
     run_bot(config)
     methods = [call.method for call in telegram.calls]
     assert methods.index("deleteWebhook") < methods.index("getUpdates")
@@ -200,7 +183,8 @@ def test_a_foreign_poller_gives_one_clear_conflict_error(sqlite_url: URL, telegr
 
     telegram.foreign_pollers.add(TOKEN)
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
-    _sigterm_after(lambda: len(telegram.calls_to("getUpdates", TOKEN)) >= 2)
+    sigterm_after(lambda: wait_until(lambda: len(telegram.calls_to("getUpdates", TOKEN)) >= 2, 30,
+                                     "a second getUpdates"))
     run_bot(config)
     events = json_lines(capsys.readouterr().err)
     conflicts = [e for e in events if e.get("event") == "polling conflict"]

@@ -146,3 +146,17 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def sigterm_after(action: Callable[[], Any]) -> threading.Thread:
+    """Run `action` in a thread, then SIGTERM this process (an in-process bot's loop runs in it), even if it failed."""
+
+    def act() -> None:
+        try:
+            action()
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=act, daemon=True)
+    thread.start()
+    return thread

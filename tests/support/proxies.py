@@ -69,17 +69,12 @@ class ConnectProxy:
     """A minimal HTTP CONNECT proxy on 127.0.0.1 that counts the tunnels it opened."""
 
     def __init__(self) -> None:
-        import socket
-        import threading
-
         self.tunnels: list[str] = []
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        import threading
-
         while True:
             try:
                 client, _ = self.server.accept()
@@ -87,11 +82,7 @@ class ConnectProxy:
                 return
             threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
 
-    def _tunnel(self, client: object) -> None:
-        import socket
-        import threading
-
-        assert isinstance(client, socket.socket)
+    def _tunnel(self, client: socket.socket) -> None:
         head = b""
         while b"\r\n\r\n" not in head:
             head += client.recv(4096)
@@ -100,15 +91,5 @@ class ConnectProxy:
         host, port = target.rsplit(":", 1)
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-        def pipe(source: socket.socket, sink: socket.socket) -> None:
-            try:
-                while data := source.recv(65536):
-                    sink.sendall(data)
-            except OSError:
-                pass
-            finally:
-                sink.close()
-
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-        pipe(client, upstream)
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
