@@ -15,16 +15,17 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.data.waiting import reason
+from bot.data.waiting import is_lock_wait, reason
 from bot.errors import LockTimeout
 from bot.logs import get_logger
 
 log = get_logger(__name__)
 
-POLL_INTERVAL = 0.2
+WAIT_SLICE = 0.2          # the longest single wait on a lock, so a stop request is seen this often
+FILE_LOCK_POLL = 0.02     # flock cannot wait with a timeout: try this often instead
 WAIT_LOG_INTERVAL = 5.0
 
 
@@ -49,10 +50,19 @@ def mysql_name(name: str) -> str:
 
 
 class _Lock:
-    """One backend's try-acquire, release and who-holds-it."""
+    """One backend's try-acquire, wait-acquire, release and who-holds-it."""
 
     async def try_acquire(self) -> bool:
         raise NotImplementedError
+
+    async def wait_acquire(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the lock; the server-side locks below are woken the moment it is released."""
+        deadline = time.monotonic() + seconds
+        while not await self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(min(FILE_LOCK_POLL, max(deadline - time.monotonic(), 0)))
+        return True
 
     async def release(self) -> None:
         raise NotImplementedError
@@ -101,10 +111,26 @@ class _PostgresLock(_Lock):
     def __init__(self, connection: AsyncConnection, name: str) -> None:
         self.connection = connection
         self.key = pg_key(name)
+        self.lock_timeout: str | None = None
 
     async def try_acquire(self) -> bool:
         result = await self.connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
         return bool(result.scalar())
+
+    async def wait_acquire(self, seconds: float) -> bool:
+        if seconds <= 0:
+            return await self.try_acquire()
+        limit = f"{max(1, round(seconds * 1000))}ms"
+        if limit != self.lock_timeout:  # the connection only ever holds this lock: the setting can stay
+            await self.connection.execute(text("SELECT set_config('lock_timeout', :limit, false)"), {"limit": limit})
+            self.lock_timeout = limit
+        try:
+            await self.connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+            return True
+        except DBAPIError as error:  # in autocommit, so a failed wait leaves no aborted transaction behind
+            if is_lock_wait(error):
+                return False
+            raise
 
     async def release(self) -> None:
         await self.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
@@ -130,8 +156,17 @@ class _MysqlLock(_Lock):
         self.name = mysql_name(name)
 
     async def try_acquire(self) -> bool:
-        result = await self.connection.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": self.name})
-        return result.scalar() == 1
+        return await self.wait_acquire(0)
+
+    async def wait_acquire(self, seconds: float) -> bool:
+        started = time.monotonic()
+        result = await self.connection.execute(text("SELECT GET_LOCK(:name, :seconds)"),
+                                               {"name": self.name, "seconds": max(seconds, 0)})
+        if result.scalar() == 1:
+            return True
+        # A server that rounds a fractional timeout down to 0 answers at once: wait out the slice here instead.
+        await asyncio.sleep(max(seconds - (time.monotonic() - started), 0))
+        return False
 
     async def release(self) -> None:
         await self.connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.name})
@@ -145,9 +180,10 @@ class _MysqlLock(_Lock):
 
 @asynccontextmanager
 async def database_lock(engine: AsyncEngine, url: URL, purpose: str, timeout: float,
-                        *, waiting_event: str, connection: AsyncConnection | None = None,
-                        ) -> AsyncIterator[None]:
-    """Hold the named lock for the block; wait up to `timeout` seconds, logging who holds it."""
+                        *, waiting_event: str | None, connection: AsyncConnection | None = None,
+                        give_up: asyncio.Event | None = None) -> AsyncIterator[None]:
+    """Hold the named lock for the block; wait up to `timeout` seconds (or until `give_up` is set), logging who
+    holds it."""
     name = lock_name(purpose, url)
     backend = url.get_backend_name()
     own_connection = None
@@ -160,7 +196,7 @@ async def database_lock(engine: AsyncEngine, url: URL, purpose: str, timeout: fl
     try:
         if own_connection is not None:
             await _prepare_session(own_connection, backend, purpose)
-        await _acquire(lock, purpose, timeout, waiting_event)
+        await _acquire(lock, purpose, timeout, waiting_event, give_up)
         try:
             yield
         finally:
@@ -202,25 +238,28 @@ async def _close(connection: AsyncConnection) -> None:
         pass
 
 
-async def _acquire(lock: _Lock, purpose: str, timeout: float, waiting_event: str) -> None:
-    """Poll the lock so waiting stays cancellable (SIGTERM) and observable (log lines)."""
+async def _acquire(lock: _Lock, purpose: str, timeout: float, waiting_event: str | None,
+                   give_up: asyncio.Event | None) -> None:
+    """Wait on the lock in short slices, so a release wakes the waiter at once while a stop request (SIGTERM)
+    and the log lines still get their turn between slices; no waiting_event: wait without logging."""
     started = time.monotonic()
     next_log = started
-    while not await lock.try_acquire():
+    wait = 0.0  # the first try does not wait, so a busy lock is logged (and named) at once
+    while not await lock.wait_acquire(wait):
         now = time.monotonic()
         waited = now - started
-        if waited >= timeout:
+        if waited >= timeout or (give_up is not None and give_up.is_set()):
             holder = await lock.holder()
             raise LockTimeout(f"gave up waiting for the {purpose} lock after {timeout:g}s",
                               f"held by {holder or 'another process'}",
                               "wait for it to finish, or raise MIGRATION_LOCK_TIMEOUT")
-        if now >= next_log:
+        if waiting_event is not None and now >= next_log:
             fields: dict[str, Any] = {"lock": purpose, "waited_s": round(waited, 1), "timeout_s": timeout}
             fields["holder"] = await lock.holder()
             log.info(waiting_event, **fields)
             next_log = now + WAIT_LOG_INTERVAL
-        await asyncio.sleep(min(POLL_INTERVAL, max(timeout - waited, 0.01)))
-    if time.monotonic() - started > POLL_INTERVAL:
+        wait = min(WAIT_SLICE, max(timeout - (time.monotonic() - started), 0))
+    if waiting_event is not None and time.monotonic() - started > WAIT_SLICE:
         log.info("lock acquired", lock=purpose, waited_s=round(time.monotonic() - started, 2))
 
 

@@ -42,6 +42,21 @@ def reason(error: BaseException) -> str:
     return text[0] if text else type(original).__name__
 
 
+# PostgreSQL's lock_not_available SQLSTATE and MySQL/MariaDB's lock wait timeout error number.
+LOCK_WAIT_CODES: frozenset[object] = frozenset({"55P03", 1205})
+
+
+def error_codes(error: BaseException) -> set[object]:
+    """The driver's SQLSTATE and error number of an error (or of the error SQLAlchemy wrapped)."""
+    original = getattr(error, "orig", None) or error
+    return {getattr(original, "sqlstate", None), original.args[0] if getattr(original, "args", None) else None}
+
+
+def is_lock_wait(error: BaseException) -> bool:
+    """The error is a statement giving up on a lock after the session's lock timeout."""
+    return bool(error_codes(error) & LOCK_WAIT_CODES)
+
+
 def is_transient(error: BaseException) -> bool:
     """True for refused, timed out or still-starting servers and DNS hiccups; False for wrong credentials,
     a host name that does not exist, or anything a driver cannot even attempt (a malformed host or port)."""

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from bot.data.urls import where
-from bot.data.waiting import reason
+from bot.data.waiting import is_lock_wait, reason
 from bot.errors import Interrupted, MigrationFailed, Refused, ToolkitError
 from bot.logs import get_logger
 from bot.migrate import checksums, fastpath, journal
@@ -38,7 +38,7 @@ from bot.migrate.graph import (
     steps_between,
 )
 from bot.migrate.plan import Confirm, Guard, MigrationReport, StepResult
-from bot.migrate.rails.guards import REVIEW, bound_ddl_locks, ddl_limit_hint, is_lock_wait, record
+from bot.migrate.rails.guards import REVIEW, bound_ddl_locks, ddl_limit_hint, record
 from bot.migrate.rails.tools import MYSQL_BACKENDS
 from bot.migrate.recorder import StepRecorder, estimate_remaining, joined
 from bot.migrate.review.catalog import Catalog

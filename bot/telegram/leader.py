@@ -21,7 +21,7 @@ from bot.telegram.health import RuntimeState
 
 log = get_logger("bot.telegram.leader")
 
-CHECK_INTERVAL = 1.0          # how often a standby tries the lock, and the leader checks its lock connection
+CHECK_INTERVAL = 1.0          # how long a standby waits on the lock per try, how often the leader checks its own
 STANDBY_LOG_INTERVAL = 60.0   # a standby repeats "standing by" this often, not every second
 FAILURE_LOG_INTERVAL = 30.0   # while the database is down, repeat the failure this often, not every second
 LIVENESS_TIMEOUT = 5.0        # a lock connection that does not answer SELECT 1 this fast is lost
@@ -49,7 +49,7 @@ class LeaderElection:
         self.terms = 0
 
     async def run(self, lead: Lead) -> None:
-        """Until a stop: try the lock every `interval` s; while held, run `lead(lost, took_over)`."""
+        """Until a stop: wait on the lock (its release wakes a standby at once); while held, run `lead(lost, …)`."""
         url = self.config.database_url
         engine = create_engine(url, poolclass=NullPool)
         sqlite = url.get_backend_name() == "sqlite"
@@ -80,6 +80,7 @@ class LeaderElection:
                         last_standby_log = time.monotonic()
                         log.info("standing by", bot_id=self.bot_id, leader=busy.why.removeprefix("held by "),
                                  check_every_s=self.interval)
+                    continue  # a standby's next try waits on the lock itself
                 except (SQLAlchemyError, OSError) as error:
                     failures += 1
                     if time.monotonic() - last_failure_log >= FAILURE_LOG_INTERVAL:
@@ -99,8 +100,10 @@ class LeaderElection:
 
     async def _term(self, engine: AsyncEngine, connection: AsyncConnection | None, lead: Lead) -> bool:
         """One attempt; True when this leader stopped because of a stop request, False when it lost the lock."""
-        async with database_lock(engine, self.config.database_url, lock_purpose(self.bot_id), 0,
-                                 waiting_event="waiting for polling lock", connection=connection):
+        # The first try does not wait, so a busy lock makes this replica a standby (and says so) at once.
+        wait = self.interval if self.state.role == "standby" else 0
+        async with database_lock(engine, self.config.database_url, lock_purpose(self.bot_id), wait,
+                                 waiting_event=None, connection=connection, give_up=self.stop):
             took_over = self.state.role == "standby"
             self.terms += 1
             log.info("leader elected", bot_id=self.bot_id, took_over=took_over, term=self.terms)

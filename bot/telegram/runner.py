@@ -26,6 +26,7 @@ from bot.telegram.metrics import BotMetrics
 from bot.telegram.notices import Notices
 from bot.telegram.notify import started_text, stopped_text, took_over_text
 from bot.telegram.observe import ApiCallObserver, UpdateObserver
+from bot.telegram.offsets import ConfirmHandled
 from bot.telegram.pacing import FloodControl
 from bot.telegram.reaching import reach_bot_api
 from bot.telegram.tracker import HandlerTracker
@@ -107,7 +108,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
     metrics = BotMetrics(state, pool_in_use=_pool_in_use(engine), in_flight=lambda: tracker.in_flight)
     metrics.record_migration(start.migration, start.step_durations_ms)
     flood = FloodControl(pacing=config.telegram_pacing, max_wait=config.telegram_retry_max_wait, metrics=metrics)
-    bot = build_bot(config, ConflictWatch(state), flood, ApiCallObserver(metrics))
+    bot = build_bot(config, ConfirmHandled(tracker), ConflictWatch(state), flood, ApiCallObserver(metrics))
     dispatcher = build_dispatcher(async_sessionmaker(engine, expire_on_commit=False), tracker,
                                   UpdateObserver(metrics))
     notices = Notices(config, bot)
@@ -184,6 +185,7 @@ async def _poll(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: Handl
     """Poll until a stop or a lost lock, then drain in-flight handlers and acknowledge what they finished."""
     await _remove_leftover_webhook(bot)
     log.info("polling started", bot_id=bot.id)
+    tracker.begin_polling()
     polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False,
                                                            polling_timeout=POLLING_TIMEOUT))
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
@@ -195,6 +197,7 @@ async def _poll(config: Config, bot: Bot, dispatcher: Dispatcher, tracker: Handl
         if not polling.done():
             await dispatcher.stop_polling()
         await polling
+        tracker.polling = False
     log.info("polling stopped", bot_id=bot.id, reason="leadership lost" if lost.is_set() else "stop requested")
     drained, cut = await tracker.drain(config.shutdown_timeout)
     if not lost.is_set():
@@ -216,7 +219,8 @@ async def _remove_leftover_webhook(bot: Bot) -> None:
 
 
 async def _acknowledge(bot: Bot, tracker: HandlerTracker) -> None:
-    """Confirm the handled updates now, so the next leader does not receive them again."""
+    """Confirm the handled updates now, so the next leader does not receive them again (but does receive a cut
+    one, and the ones after it: Telegram's offset is a watermark)."""
     offset = tracker.confirm_offset()
     if offset is None:
         return

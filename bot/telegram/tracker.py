@@ -15,24 +15,58 @@ log = get_logger("bot.telegram")
 
 
 class HandlerTracker(BaseMiddleware):
-    """An outer update middleware: registers the task handling each update until its handler returns."""
+    """An outer update middleware: registers the task handling each update until its handler returns, and which
+    received updates have not been handled to the end (running, or cut by a drain)."""
 
     def __init__(self) -> None:
         self._running: dict[asyncio.Task[Any], int] = {}
-        self.last_update_id: int | None = None
+        self._unfinished: set[int] = set()
+        self.highest: int | None = None  # the highest update id received
+        self.finished = 0  # handlers that ran to the end (or raised): progress, for a poller waiting on it
+        self._progress = asyncio.Event()
+        self.polling = False  # aiogram's polling runs: its getUpdates go through ConfirmHandled's offsets
 
     @property
     def in_flight(self) -> int:
         """How many updates are being handled right now."""
         return len(self._running)
 
-    def confirm_offset(self) -> int | None:
-        """The getUpdates offset that acknowledges every update this process received.
+    @property
+    def held_back(self) -> bool:
+        """Some received update is not handled yet, so the confirmation offset stops below it."""
+        return bool(self._unfinished)
 
-        aiogram's own next getUpdates already acknowledged all but the last batch, so a cut update is lost
-        either way (Telegram cannot take an acknowledgement back): that is why the drain waits and logs ids.
+    def begin_polling(self) -> None:
+        """A poller's term starts: what an earlier term cut comes again from Telegram and must count as new."""
+        self._unfinished.clear()
+        self.highest = None
+        self.polling = True
+
+    def received(self, update_ids: list[int]) -> None:
+        """getUpdates handed these (new) updates over: they count as unfinished until their handler returns."""
+        self._unfinished.update(update_ids)
+        if update_ids:
+            self.highest = max(update_ids) if self.highest is None else max(self.highest, *update_ids)
+
+    def confirm_offset(self) -> int | None:
+        """The getUpdates offset that confirms exactly the updates handled to the end.
+
+        It stops below the oldest update still running or cut by the drain, so Telegram hands that one (and the
+        ones after it) to the next poller instead of forgetting it; None before any update arrived.
         """
-        return None if self.last_update_id is None else self.last_update_id + 1
+        if self._unfinished:
+            return min(self._unfinished)
+        return None if self.highest is None else self.highest + 1
+
+    async def wait_for_progress(self, since: int, timeout: float) -> None:
+        """Return once a handler finished after `since` (a value of `finished`), or after `timeout` seconds."""
+        if self.finished > since:
+            return
+        self._progress.clear()
+        try:
+            await asyncio.wait_for(self._progress.wait(), timeout)
+        except TimeoutError:
+            pass
 
     async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                        event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -41,12 +75,20 @@ class HandlerTracker(BaseMiddleware):
         if task is None:
             return await handler(event, data)
         self._running[task] = update_id
-        if self.last_update_id is None or update_id > self.last_update_id:
-            self.last_update_id = update_id
+        if self.highest is None or update_id > self.highest:
+            self.highest = update_id  # webhook mode: updates arrive without getUpdates
+        cut = False
         try:
             return await handler(event, data)
+        except asyncio.CancelledError:
+            cut = True  # stays unfinished, so it is never confirmed
+            raise
         finally:
             self._running.pop(task, None)
+            if not cut:  # a handler that raised has still handled its update: a retry would fail the same way
+                self._unfinished.discard(update_id)
+                self.finished += 1
+                self._progress.set()
 
     async def drain(self, timeout: float) -> tuple[int, int]:
         """Wait up to `timeout` seconds for in-flight handlers, cancel the rest; return (drained, cut)."""

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.settings import load_config
-from tests.support.bots import sigterm_after
+from tests.support.bots import sigterm_after, wait_until
 from tests.support.environment import TOKEN, plain
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.logs import events_named, json_lines
@@ -77,6 +77,65 @@ def test_drain_cuts_a_handler_that_outlives_shutdown_timeout(sqlite_url: URL, te
     cut = events_named(err, "handlers cut")[0]
     assert cut["level"] == "warning" and len(cut["update_ids"]) == 1
     assert not [call for call in telegram.completed if call.method == "sendMessage"], "the reply was cut"
+    assert [update["update_id"] for update in telegram.updates[TOKEN]] == cut["update_ids"], "not confirmed"
+
+
+def test_the_next_leader_receives_the_cut_update_again(sqlite_url: URL, telegram: FakeTelegram,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """An update cut by SHUTDOWN_TIMEOUT is not confirmed: the next poller handles it, and confirms it then."""
+    from bot.telegram.runner import run_bot
+
+    telegram.method_delays["sendMessage"] = 4.0
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "SHUTDOWN_TIMEOUT": "0.3"})
+    thread = _sigterm_during_reply(telegram, "/help")
+    run_bot(config)
+    thread.join(5)
+    telegram.method_delays.clear()
+    replies = lambda: [call for call in telegram.completed  # noqa: E731
+                       if call.method == "sendMessage" and call.params["chat_id"] == "777"]
+    assert not replies()
+    thread = sigterm_after(lambda: wait_until(replies, 30, "the cut update's reply from the next leader"))
+    run_bot(config)
+    thread.join(5)
+    assert len(replies()) == 1 and "/me" in replies()[0].params["text"]
+    assert telegram.updates[TOKEN] == [], "handled this time, so confirmed"
+    assert events_named(capsys.readouterr().err, "bot stopped")[-1]["cut"] == 0
+
+
+def test_updates_held_back_behind_a_slow_handler_are_each_handled_once(sqlite_url: URL, telegram: FakeTelegram,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """While one handler is slow, newer updates are handled at once and exactly once, without a getUpdates storm."""
+    from bot.telegram.runner import run_bot
+
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
+    slow_user, quick_users = 700, list(range(701, 706))
+    replies = lambda users: [call for call in telegram.completed  # noqa: E731
+                             if call.method == "sendMessage" and int(call.params["chat_id"]) in users]
+    polls_while_slow: list[int] = []
+
+    def act() -> None:
+        telegram.wait_for("getUpdates", token=TOKEN, timeout=30)
+        telegram.method_delays["sendMessage"] = 2.0
+        telegram.push_message(TOKEN, "/help", user_id=slow_user)
+        telegram.wait_for("sendMessage", token=TOKEN, timeout=10)  # the slow reply is under way
+        telegram.method_delays.clear()
+        before = len(telegram.calls_to("getUpdates", TOKEN))
+        for user in quick_users:
+            telegram.push_message(TOKEN, "/help", user_id=user)
+        wait_until(lambda: len(replies(quick_users)) == len(quick_users), 10, "the quick replies")
+        assert not replies([slow_user]), "the quick ones did not wait for the slow one"
+        wait_until(lambda: replies([slow_user]), 10, "the slow reply")
+        polls_while_slow.append(len(telegram.calls_to("getUpdates", TOKEN)) - before)
+        time.sleep(0.5)  # a poll or two after the slow one finished, to see nothing comes twice
+
+    thread = sigterm_after(act)
+    run_bot(config)
+    thread.join(5)
+    assert sorted(int(call.params["chat_id"]) for call in replies([slow_user, *quick_users])) == [
+        slow_user, *quick_users]
+    assert polls_while_slow and polls_while_slow[0] < 30, "held-back updates are not asked for in a loop"
+    assert telegram.updates[TOKEN] == []
 
 
 

@@ -96,6 +96,8 @@ def test_health_endpoints_of_a_real_start(project: Path, postgres_url: URL, tele
 
         body = wait_until(ready, 40, "/readyz to answer 200")
         assert body["role"] == "leader" and body["revision"] == HEAD and body["mode"] == "polling"
+        # /readyz says leader as soon as the lock is held; `polling started` follows the webhook check.
+        wait_until(lambda: replica.named("polling started"), 10, "polling to start")
         names = [event["event"] for event in replica.events]
         assert names.index("migrations complete") < names.index("listening") < names.index("polling started")
 

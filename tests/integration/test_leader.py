@@ -71,6 +71,33 @@ def test_one_leader_per_bot_and_a_standby_takes_over(any_url: URL) -> None:
     assert asyncio.run(scenario()) < 2.0
 
 
+def test_a_standby_is_woken_by_the_release_not_by_its_next_try(any_url: URL) -> None:
+    """A standby waiting up to 60 s per try on the lock takes over as soon as the leader stops, and stops promptly."""
+    config = load_config({"DATABASE_URL": plain(any_url)})
+
+    async def scenario() -> None:
+        terms: list[tuple[str, bool, float]] = []
+        stops = {name: asyncio.Event() for name in ("a", "b", "c")}
+        states = {name: RuntimeState("polling") for name in stops}
+        elections = {name: LeaderElection(config, 42, states[name], stops[name], interval=60) for name in stops}
+        run = {name: asyncio.create_task(elections[name].run(_lead(name, stops[name], terms))) for name in stops}
+        await _until(lambda: len(terms) == 1 and sorted(s.role for s in states.values()) == [
+            "leader", "standby", "standby"])
+        first = terms[0][0]
+        stops[first].set()
+        await run[first]
+        await _until(lambda: len(terms) == 2, timeout=10)  # long before the standbys' 60 s tries end
+        assert terms[1][0] != first and terms[1][1] is True
+        waiting = next(name for name in stops if name not in (first, terms[1][0]))
+        assert states[waiting].role == "standby"
+        stops[waiting].set()
+        await asyncio.wait_for(run[waiting], 5)  # a standby in the middle of its wait stops all the same
+        stops[terms[1][0]].set()
+        await asyncio.gather(*run.values())
+
+    asyncio.run(scenario())
+
+
 def test_a_leader_whose_lock_connection_dies_steps_down(postgres_url: URL) -> None:
     """Killing the leader's lock session on PostgreSQL logs leadership lost, and the standby takes over."""
     import psycopg
@@ -101,10 +128,6 @@ def test_a_leader_whose_lock_connection_dies_steps_down(postgres_url: URL) -> No
 
 
 # -- real processes ------------------------------------------------------------------------------------
-
-
-
-
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from bot.data.waiting import LOCK_WAIT_CODES, error_codes
 from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate import journal
@@ -102,26 +103,14 @@ def bound_ddl_locks(connection: Connection, config: Config) -> None:
               statement_timeout_s=config.ddl_statement_timeout)
 
 
-# PostgreSQL SQLSTATEs and MySQL/MariaDB error numbers of the two session limits set above.
-_LOCK_WAITS: set[object] = {"55P03", 1205}
+# PostgreSQL SQLSTATE and MySQL/MariaDB error numbers of DDL_STATEMENT_TIMEOUT (the lock wait's are in waiting).
 _STATEMENT_LIMITS: set[object] = {"57014", 1969, 3024}
-
-
-def _error_codes(error: BaseException) -> set[object]:
-    """The driver's SQLSTATE and error number of an error (or of the error SQLAlchemy wrapped)."""
-    original = getattr(error, "orig", None) or error
-    return {getattr(original, "sqlstate", None), original.args[0] if getattr(original, "args", None) else None}
-
-
-def is_lock_wait(error: BaseException) -> bool:
-    """The error is a statement giving up on a table lock after DDL_LOCK_TIMEOUT."""
-    return bool(_error_codes(error) & _LOCK_WAITS)
 
 
 def ddl_limit_hint(error: BaseException) -> str | None:
     """What to do when a step hit DDL_LOCK_TIMEOUT or DDL_STATEMENT_TIMEOUT (None for any other error)."""
-    codes = _error_codes(error)
-    if codes & _LOCK_WAITS:
+    codes = error_codes(error)
+    if codes & LOCK_WAIT_CODES:
         return ("another session held a lock on the table longer than DDL_LOCK_TIMEOUT (retried DDL_LOCK_RETRIES "
                 "times): run migrate again when it is idle (or find it in pg_stat_activity / SHOW PROCESSLIST), or "
                 "raise DDL_LOCK_TIMEOUT")

@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.data.engine import connect_options
 from bot.data.urls import sync_url, where
+from bot.data.waiting import is_lock_wait
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.migrate import journal
@@ -249,8 +250,7 @@ def _tables_free(connection: Connection, tables: set[str], timeout: float) -> No
             connection.execute(text("UNLOCK TABLES"))
             connection.commit()
     except OperationalError as error:
-        orig = error.orig
-        if getattr(orig, "sqlstate", None) != "55P03" and (orig.args[:1] if orig else ()) != (1205,):
+        if not is_lock_wait(error):
             raise
         connection.rollback()
         raise Refused("the tables are in use by another session",
