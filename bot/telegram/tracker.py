@@ -32,6 +32,11 @@ class HandlerTracker(BaseMiddleware):
         return len(self._running)
 
     @property
+    def unfinished(self) -> int:
+        """How many received updates are not handled to the end yet (running, waiting to run, or cut)."""
+        return len(self._unfinished)
+
+    @property
     def held_back(self) -> bool:
         """Some received update is not handled yet, so the confirmation offset stops below it."""
         return bool(self._unfinished)

@@ -188,3 +188,27 @@ def test_a_second_signal_cuts_the_drain_short(sqlite_url: URL, telegram: FakeTel
     assert stopped.value.exit_code == 8
     forced = events_named(capsys.readouterr().err, "stop forced")
     assert forced and forced[0]["signal"] == "SIGINT"
+
+
+def test_a_burst_beyond_the_hold_back_limit_is_handled_once_each(sqlite_url: URL, telegram: FakeTelegram) -> None:
+    """150 updates at once (more than getUpdates' 100 from a held-back offset) are each handled exactly once."""
+    from bot.telegram.runner import run_bot
+
+    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
+                          "TELEGRAM_PACING": "false"})
+    users = list(range(3000, 3150))
+    replies = lambda: [int(call.params["chat_id"]) for call in telegram.completed  # noqa: E731
+                       if call.method == "sendMessage"]
+
+    def act() -> None:
+        telegram.wait_for("getUpdates", token=TOKEN, timeout=30)
+        for user in users:
+            telegram.push_message(TOKEN, "/help", user_id=user)
+        wait_until(lambda: len(set(replies())) == len(users), 60, "a reply to every update")
+        time.sleep(0.5)  # a poll or two more, to see nothing comes twice
+
+    thread = sigterm_after(act)
+    run_bot(config)
+    thread.join(5)
+    assert sorted(replies()) == users
+    assert telegram.updates[TOKEN] == []
