@@ -21,9 +21,6 @@ from bot.telegram.tracker import HandlerTracker
 # While a handler runs and Telegram has nothing new, each getUpdates answers at once with the held-back
 # updates: wait this long (or until a handler finishes) before asking again, instead of asking in a loop.
 HELD_BACK_PAUSE = 0.25
-# getUpdates answers at most 100 updates from the offset: with this many unfinished, holding the offset back
-# would keep the poller from seeing anything new, so a burst is confirmed on receipt, as aiogram does.
-HOLD_BACK_LIMIT = 50
 
 
 class ConfirmHandled(BaseRequestMiddleware):
@@ -43,8 +40,6 @@ class ConfirmHandled(BaseRequestMiddleware):
         if self._stalled_at is not None and self.tracker.held_back:
             await self.tracker.wait_for_progress(self._stalled_at, HELD_BACK_PAUSE)
         offset = self.tracker.confirm_offset()
-        if self.tracker.unfinished >= HOLD_BACK_LIMIT and self.tracker.highest is not None:
-            offset = self.tracker.highest + 1
         if offset is not None:
             get_updates.offset = offset
         updates = cast(list[Update], await make_request(bot, method))

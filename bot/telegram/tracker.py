@@ -13,6 +13,10 @@ from bot.logs import get_logger
 
 log = get_logger("bot.telegram")
 
+# getUpdates answers at most 100 updates from the offset: with this many unfinished, holding the offset back
+# would keep the poller from seeing anything new, so a burst is confirmed on receipt, as aiogram does.
+HOLD_BACK_LIMIT = 50
+
 
 class HandlerTracker(BaseMiddleware):
     """An outer update middleware: registers the task handling each update until its handler returns, and which
@@ -32,14 +36,9 @@ class HandlerTracker(BaseMiddleware):
         return len(self._running)
 
     @property
-    def unfinished(self) -> int:
-        """How many received updates are not handled to the end yet (running, waiting to run, or cut)."""
-        return len(self._unfinished)
-
-    @property
     def held_back(self) -> bool:
         """Some received update is not handled yet, so the confirmation offset stops below it."""
-        return bool(self._unfinished)
+        return 0 < len(self._unfinished) < HOLD_BACK_LIMIT
 
     def begin_polling(self) -> None:
         """A poller's term starts: what an earlier term cut comes again from Telegram and must count as new."""
@@ -57,9 +56,10 @@ class HandlerTracker(BaseMiddleware):
         """The getUpdates offset that confirms exactly the updates handled to the end.
 
         It stops below the oldest update still running or cut by the drain, so Telegram hands that one (and the
-        ones after it) to the next poller instead of forgetting it; None before any update arrived.
+        ones after it) to the next poller instead of forgetting it, unless HOLD_BACK_LIMIT updates are unfinished;
+        None before any update arrived.
         """
-        if self._unfinished:
+        if self.held_back:
             return min(self._unfinished)
         return None if self.highest is None else self.highest + 1
 
