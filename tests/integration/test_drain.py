@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.settings import load_config
+from bot.settings import Config, load_config
 from tests.support.bots import sigterm_after, wait_until
 from tests.support.environment import TOKEN, plain
 from tests.support.fake_telegram import FakeTelegram
@@ -58,18 +58,24 @@ def test_sigterm_lets_a_slow_handler_deliver_its_reply(sqlite_url: URL, telegram
     assert telegram.updates[TOKEN] == [], "the handled update was acknowledged, so no next poller gets it again"
 
 
-def test_drain_cuts_a_handler_that_outlives_shutdown_timeout(sqlite_url: URL, telegram: FakeTelegram,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """A handler slower than SHUTDOWN_TIMEOUT is cut within the timeout, and counted and named in the logs."""
+def _run_until_a_reply_is_cut(sqlite_url: URL, telegram: FakeTelegram) -> Config:
+    """Run the bot in-process until SIGTERM, with a reply slower than SHUTDOWN_TIMEOUT; return its config."""
     from bot.telegram.runner import run_bot
 
     telegram.method_delays["sendMessage"] = 4.0
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
                           "SHUTDOWN_TIMEOUT": "0.3"})
     thread = _sigterm_during_reply(telegram, "/help")
-    started = time.monotonic()
     run_bot(config)
     thread.join(5)
+    return config
+
+
+def test_drain_cuts_a_handler_that_outlives_shutdown_timeout(sqlite_url: URL, telegram: FakeTelegram,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A handler slower than SHUTDOWN_TIMEOUT is cut within the timeout, and counted and named in the logs."""
+    started = time.monotonic()
+    _run_until_a_reply_is_cut(sqlite_url, telegram)
     assert time.monotonic() - started < 20
     err = capsys.readouterr().err
     stopped = events_named(err, "bot stopped")[0]
@@ -85,12 +91,7 @@ def test_the_next_leader_receives_the_cut_update_again(sqlite_url: URL, telegram
     """An update cut by SHUTDOWN_TIMEOUT is not confirmed: the next poller handles it, and confirms it then."""
     from bot.telegram.runner import run_bot
 
-    telegram.method_delays["sendMessage"] = 4.0
-    config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url,
-                          "SHUTDOWN_TIMEOUT": "0.3"})
-    thread = _sigterm_during_reply(telegram, "/help")
-    run_bot(config)
-    thread.join(5)
+    config = _run_until_a_reply_is_cut(sqlite_url, telegram)
     telegram.method_delays.clear()
     replies = lambda: [call for call in telegram.completed  # noqa: E731
                        if call.method == "sendMessage" and call.params["chat_id"] == "777"]
