@@ -4,9 +4,14 @@ bench/run.py copies this file next to an alembic.ini whose version_locations poi
 project's own revision files, so both sides read exactly the same scripts.
 """
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from logging.config import fileConfig
+from typing import Any
 
-from sqlalchemy import engine_from_config, pool
+from pglast import parser
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, engine_from_config, event, pool
+from sqlalchemy.engine import Connection
 
 from alembic import context
 
@@ -31,10 +36,36 @@ def apply_online() -> None:
                                 poolclass=pool.NullPool)
     # The template's one transaction for everything; the benchmark's G4 reference row asks for one per step.
     per_step = settings.get_main_option("transaction_per_migration", "false") == "true"
+    obligations = settings.get_main_option("journal_and_parse", "false") == "true"
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=None, transaction_per_migration=per_step)
+        hooks = least_journal_and_review(connection) if obligations else []
+        context.configure(connection=connection, target_metadata=None, transaction_per_migration=per_step,
+                          on_version_apply=hooks)
         with context.begin_transaction():
             context.run_migrations()
+
+
+def least_journal_and_review(connection: Connection) -> list[Callable[..., None]]:
+    """G4's floor: the least any tool with a journal and a review adds to each step, written the obvious way.
+
+    One journal row inserted inside each step's transaction (so it commits or rolls back with the step),
+    and every statement read by PostgreSQL's own parser before it runs. No rules, no checksums, no lock.
+    """
+    journal = Table("floor_journal", MetaData(), Column("id", Integer, primary_key=True),
+                    Column("revision", String(64)), Column("finished_at", DateTime), Column("details", Text))
+    journal.create(connection)
+    connection.commit()
+    insert = journal.insert()
+
+    @event.listens_for(connection, "before_cursor_execute")
+    def read(_connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        parser.parse_sql_json(statement.replace("%(", "(").replace(")s", ")"))
+
+    def record(*, ctx: Any, step: Any, **_kwargs: Any) -> None:
+        ctx.connection.execute(insert, {"revision": ",".join(step.up_revision_ids), "details": "{}",
+                                        "finished_at": datetime.now(UTC).replace(tzinfo=None)})
+
+    return [record]
 
 
 if context.is_offline_mode():

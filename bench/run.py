@@ -388,6 +388,22 @@ def goal_empty(base: Path, mode: Mode) -> None:
         RESULTS.append(Result("G4", f"migrate from empty PostgreSQL, {revisions:,} revisions, lock + journal + "
                               "review on / plain alembic with transaction_per_migration=True", a, b, 1.1,
                               note="both commit each step on its own"))
+        a, b = interleave(partial(plain_empty, project, ini, True, True), partial(plain_empty, project, ini, True),
+                          rounds, 1)
+        RESULTS.append(Result("G4", f"(information) {revisions:,} revisions: plain alembic per step plus the least a "
+                              "journal and a review add (a row in each step's transaction, every statement parsed) "
+                              "/ plain alembic per step", a, b, None,
+                              note="what the goal's own obligations cost, written the obvious way"))
+        a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini, True, True), rounds, 1)
+        RESULTS.append(Result("G4", f"(information) migrate from empty PostgreSQL, {revisions:,} revisions / that "
+                              "floor: plain alembic per step + journal row + parser", a, b, None,
+                              note="what the toolkit adds beyond the obligations themselves"))
+    env = clean_env()
+    a, b = interleave(lambda: run_timed([PY, "-c", "import invoke"], env, base),
+                      lambda: run_timed([PY, "-c", "pass"], env, base), mode.rounds, mode.warmup)
+    RESULTS.append(Result("G4", "(information) a Python process importing Invoke / an empty Python process", a, b,
+                          None, note=f"Invoke's own import: +{statistics.median(a) - statistics.median(b):,.0f} ms "
+                                     "in every `invoke` command"))
     empty_references(project, ini, revisions, rounds)  # the last, largest size
 
 
@@ -417,12 +433,13 @@ def migrate_empty(project: Path) -> float:
         return run_timed(invoke(project, "migrate"), clean_env(DATABASE_URL=pg_url(name)), project)
 
 
-def plain_empty(project: Path, ini: Path, per_step: bool = False) -> float:
-    """Plain `alembic upgrade head` on a fresh PostgreSQL database (per_step: transaction_per_migration=True)."""
+def plain_empty(project: Path, ini: Path, per_step: bool = False, floor: bool = False) -> float:
+    """Plain `alembic upgrade head` on a fresh PostgreSQL database (per_step: transaction_per_migration=True;
+    floor: plus a journal row per step and every statement parsed, bench/plain_env.py's least_journal_and_review)."""
+    extra = ("transaction_per_migration = true\n" if per_step else "") + ("journal_and_parse = true\n" if floor else "")
     with postgres_database() as name:
         ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions",
-                                        url=pg_url(name, "postgresql+psycopg"),
-                                        extra="transaction_per_migration = true\n" if per_step else ""))
+                                        url=pg_url(name, "postgresql+psycopg"), extra=extra))
         return run_timed(alembic(ini, "upgrade", "head"), clean_env(), ini.parent)
 
 

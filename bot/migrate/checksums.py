@@ -79,9 +79,9 @@ def file_checksum(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def of_script(path: str | Path, module: ModuleType | None) -> Checksum:
-    """Both checksums of a revision script, as Alembic has it loaded."""
-    return Checksum(file_checksum(path), code_checksum(module))
+def of_script(path: str | Path, module: ModuleType | None, file: str | None = None) -> Checksum:
+    """Both checksums of a revision script, as Alembic has it loaded (`file`: its file checksum, if already read)."""
+    return Checksum(file or file_checksum(path), code_checksum(module))
 
 
 def code_checksum(module: ModuleType | None) -> str | None:

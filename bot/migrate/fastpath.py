@@ -31,6 +31,8 @@ from bot.logs import get_logger
 from bot.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import URL
 
@@ -151,10 +153,12 @@ def snapshot(scripts: ScriptDirectory, ini: Path = ALEMBIC_INI) -> Snapshot | No
         return None
 
 
-def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | None:
+def remember(scripts: ScriptDirectory, taken: Snapshot | None,
+             files: Mapping[str, str] | None = None) -> Manifest | None:
     """Store the graph Alembic reads (or has just read) from the files as `taken` saw them; None when unsure.
 
-    The full migration path calls this too, so the first start after a release's `invoke migrate` is fast.
+    The full migration path calls this too, so the first start after a release's `invoke migrate` is fast;
+    it passes the revision files' checksums (`files`) it has read since `taken`, so they are read once.
     """
     if taken is None:
         return None
@@ -172,7 +176,8 @@ def remember(scripts: ScriptDirectory, taken: Snapshot | None) -> Manifest | Non
     try:
         manifest = Manifest(taken.fingerprint, heads, revisions, taken.version_dirs,
                             _pin_racy(taken.version_dirs, taken.started_ns),
-                            checksums.digest(checksums.files_of(checksums.scripts_of(scripts))))
+                            checksums.digest(files if files is not None
+                                             else checksums.files_of(checksums.scripts_of(scripts))))
         changed = fingerprint(taken.ini, taken.version_dirs) != taken.fingerprint
     except OSError:  # a file went away or became unreadable while we hashed it
         changed = True

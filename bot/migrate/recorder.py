@@ -200,19 +200,36 @@ def _flush_commits(connection: Connection, wait: bool) -> None:
                                    execution_options=INTERNAL)
 
 
-def estimate_remaining(remaining: Sequence[str], known: Mapping[str, float],
-                       done: Iterable[float]) -> tuple[float | None, str | None]:
-    """Milliseconds left: earlier journal durations where known, this run's average step otherwise."""
-    if not remaining:
-        return 0.0, None
-    finished = list(done)
-    known_part = [known[revision] for revision in remaining if revision in known]
-    unknown = len(remaining) - len(known_part)
-    if unknown and not finished:
-        return None, None
-    average = sum(finished) / len(finished) if finished else 0.0
-    source = "journal" if not unknown else ("run" if not known_part else "journal+run")
-    return sum(known_part) + unknown * average, source
+@dataclass(frozen=True)
+class RemainingEstimate:
+    """Milliseconds left after each step: earlier journal durations where known, this run's average otherwise.
+
+    The sums over what is left are built once, so asking after every step stays linear in the run's length.
+    """
+
+    known_after: tuple[float, ...]  # [i]: known milliseconds of the steps after the first i
+    unknown_after: tuple[int, ...]  # [i]: how many of the steps after the first i have no known duration
+
+    @classmethod
+    def of(cls, revisions: Sequence[str], known: Mapping[str, float]) -> RemainingEstimate:
+        """Suffix sums over the run's revisions, in order."""
+        known_after, unknown_after = [0.0], [0]
+        for revision in reversed(revisions):
+            duration = known.get(revision)
+            known_after.append(known_after[-1] + (duration or 0.0))
+            unknown_after.append(unknown_after[-1] + (duration is None))
+        return cls(tuple(reversed(known_after)), tuple(reversed(unknown_after)))
+
+    def after(self, done: int, done_ms: float) -> tuple[float | None, str | None]:
+        """Milliseconds left once `done` steps took `done_ms` in all, and where the figure comes from."""
+        left = len(self.known_after) - 1 - done
+        if left <= 0:
+            return 0.0, None
+        unknown = self.unknown_after[done]
+        if unknown and not done:
+            return None, None
+        source = "journal" if not unknown else ("run" if unknown == left else "journal+run")
+        return self.known_after[done] + unknown * (done_ms / done if done else 0.0), source
 
 
 def joined(revisions: Iterable[str]) -> str | None:

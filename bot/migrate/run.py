@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -40,7 +40,7 @@ from bot.migrate.graph import (
 from bot.migrate.plan import Confirm, Guard, MigrationReport, StepResult
 from bot.migrate.rails.guards import REVIEW, bound_ddl_locks, ddl_limit_hint, record
 from bot.migrate.rails.tools import MYSQL_BACKENDS
-from bot.migrate.recorder import StepRecorder, estimate_remaining, joined
+from bot.migrate.recorder import RemainingEstimate, StepRecorder, joined
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.checker import ALLOW, COLLECT, ENFORCE, REPORT, REPORTED, Review, ReviewRefused
 from bot.migrate.session import LockedSession, locked
@@ -70,8 +70,8 @@ class StepObserver:
         run_started = time.perf_counter()
         # Built once: a per-step pass over the whole run makes long histories quadratic.
         plans = [planned(step) for step in steps]
-        revisions = [step_plan.revision for step_plan in plans]
-        durations: list[float] = []
+        estimate = RemainingEstimate.of([step_plan.revision for step_plan in plans], self.recorder.known_durations)
+        done_ms = 0.0
         self.recorder.run_started(plans)
         for position, (step, step_plan) in enumerate(zip(steps, plans, strict=True), 1):
             self.current, self.position, self.started_at = step, position, time.perf_counter()
@@ -85,10 +85,9 @@ class StepObserver:
             result = StepResult(step_plan.revision, self.direction, step_plan.message, step_plan.source,
                                 step_plan.destination, (time.perf_counter() - self.started_at) * 1000)
             self.results.append(result)
-            durations.append(result.duration_ms)
+            done_ms += result.duration_ms
             self.current = None
-            remaining_ms, estimate_source = estimate_remaining(revisions[position:], self.recorder.known_durations,
-                                                               durations)
+            remaining_ms, estimate_source = estimate.after(position, done_ms)
             log.info("migration applied" if self.direction == "upgrade" else "migration reverted",
                      revision=result.revision, previous_revision=joined(result.source),
                      target_revision=joined(result.destination), message=result.message,
@@ -116,7 +115,7 @@ def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: Scrip
     def work(heads: tuple[str, ...], context: MigrationContext) -> Iterator[RevisionStep]:
         recorder.bind(context.connection or connection, context.impl.transactional_ddl)
         if review is not None:
-            review.attach(context.connection or connection)
+            review.attach(context.connection or connection, (context.version_table_schema, context.version_table))
         return observer.observe(steps_between(scripts, direction, target, tuple(heads)))
 
     try:
@@ -140,10 +139,12 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
     files = fastpath.snapshot(scripts, config.alembic_ini)
+    file_checksums: dict[str, str] = {}  # read once, after the snapshot: for the manifest and the checksum checks
 
     def check(before: tuple[str, ...]) -> None:
         state = status_of(scripts, before)
-        fastpath.remember(scripts, files)  # Alembic has just read the graph: the next no-op start reuses it
+        file_checksums.update(checksums.files_of(checksums.scripts_of(scripts)))
+        fastpath.remember(scripts, files, file_checksums)  # Alembic has just read the graph: the next start reuses it
         if direction == "upgrade" and target == "head":
             refuse_unsafe_state(state)
         else:
@@ -156,7 +157,8 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
         journal.refuse_half_applied(session.half_applied, session.location)
         revision_files = None
         if direction == "upgrade":
-            revision_files = await connection.run_sync(validate_checksums, config, scripts, before, session.who)
+            revision_files = await connection.run_sync(validate_checksums, config, scripts, before, session.who,
+                                                       file_checksums)
         steps = tuple(planned(step) for step in plan_steps(scripts, direction, target, before))
         plan = session.plan(direction, target, steps)
         if not steps:
@@ -175,7 +177,8 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
         started = time.perf_counter()
         log.info("migrations starting", direction=direction, count=len(steps), current=list(before),
                  target=target, database=session.location)
-        results = await StepsRun(session, alembic_cfg, scripts, direction, target, guard, mode).until_done()
+        results = await StepsRun(session, alembic_cfg, scripts, direction, target, guard, mode,
+                                 revision_files or {}).until_done()
         after = await connection.run_sync(current_heads)
         await connection.rollback()
         if revision_files is not None:
@@ -205,6 +208,8 @@ class StepsRun:
     target: str
     guard: ShutdownGuard
     mode: str | None
+    # Each revision's file checksum as read before the steps, right after Alembic imported the scripts.
+    file_checksums: Mapping[str, str] = field(default_factory=dict)
     review: Review | None = None
     results: list[StepResult] = field(default_factory=list)
 
@@ -249,7 +254,9 @@ class StepsRun:
         details: dict[str, object] = {}
         step = observer.current
         if self.direction == "upgrade" and step is not None:
-            details["checksum"] = checksums.of_script(step.revision.path, step.revision.module).as_json()
+            script = step.revision
+            details["checksum"] = checksums.of_script(script.path, script.module,
+                                                      self.file_checksums.get(script.revision)).as_json()
         if review is not None:
             details.update(review.step_details() or {})
         return details or None
@@ -263,10 +270,9 @@ class StepsRun:
 
 
 def validate_checksums(connection: Connection, config: Config, scripts: ScriptDirectory,
-                       current: tuple[str, ...], who: journal.Origin) -> dict[str, str]:
+                       current: tuple[str, ...], who: journal.Origin, files: dict[str, str]) -> dict[str, str]:
     """Refuse (production) or report an applied revision edited since; give unrecorded ones a baseline checksum."""
     triples = checksums.scripts_of(scripts)
-    files = checksums.files_of(triples)
     applied = applied_revisions(scripts, current)
     checksums.refuse_edited(checksums.edited(connection, triples, applied, files), config,
                             where(config.database_url))

@@ -13,6 +13,7 @@ from bot.errors import Refused
 from bot.migrate import api as migrations
 from bot.migrate import journal
 from bot.migrate.review.checker import sql_for_parser
+from bot.migrate.review import parsers
 from bot.migrate.review.parsers import read_sql
 from bot.migrate.review.rules import RULES, ColumnFacts, safe_type_change
 from bot.migrate.review.statements import ColumnType
@@ -268,3 +269,21 @@ def test_review_doc_lists_every_rule_with_its_level() -> None:
     for rule in RULES.values():
         named = re.findall(rf"^\| `{rule.id}` \|[^|]*\|[^|]*\|([^|]*)\|$", text, re.M)[0]
         assert set(re.findall(r"`([a-z-]+)`", named)) == set(rule.squawk), rule.id
+
+
+def test_alembic_moving_its_version_row_is_not_parsed_but_a_revision_writing_it_is_judged(
+        postgres_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alembic's own version-row writes skip the parser, while a revision's UPDATE of that table is still refused."""
+    parsed: list[str] = []
+    reader = parsers.read_sql
+    monkeypatch.setattr(parsers, "read_sql", lambda sql, dialect: parsed.append(sql) or reader(sql, dialect))
+    source = revision_source('op.execute("UPDATE alembic_version SET version_num = version_num")', "pass",
+                             message="touch the version row")
+    ini = revisions_folder(tmp_path, (f"{NEXT}_touch.py", source))
+    config = Config(database_url=postgres_url, alembic_ini=ini, env="production")
+    migrations.upgrade(config, HEAD)
+    assert parsed and not [sql for sql in parsed if "alembic_version" in sql], "Alembic's INSERT/UPDATE unparsed"
+    with pytest.raises(Refused) as refused:
+        migrations.upgrade(config)
+    assert refused.value.fields["rule"] == "update-without-where" and "alembic_version" in refused.value.what
+    assert versions(postgres_url) == [HEAD]

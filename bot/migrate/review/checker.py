@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import UpdateBase
 
 from bot.data.engine import INTERNAL
 from bot.errors import Refused
@@ -131,6 +132,7 @@ class Review:
         self._reads_only = False
         self._parsed: dict[str, ParsedStatements] = {}
         self._connection: Connection | None = None
+        self._version_table: tuple[str | None, str] | None = None
         self._paused = 0
 
     # -- the run's steps ------------------------------------------------------------------------------------
@@ -161,9 +163,10 @@ class Review:
 
     # -- the connection -----------------------------------------------------------------------------------
 
-    def attach(self, connection: Connection) -> None:
-        """Judge every statement this connection sends from now on."""
+    def attach(self, connection: Connection, version_table: tuple[str | None, str] | None = None) -> None:
+        """Judge every statement this connection sends from now on, except Alembic's rows in `version_table`."""
         self._connection = connection
+        self._version_table = version_table
         self.catalog.bind(connection, self.paused)
         event.listen(connection, "before_cursor_execute", self._before_cursor_execute)
 
@@ -189,10 +192,21 @@ class Review:
             return
         if context is not None and any(context.execution_options.get(key) for key in INTERNAL):
             return
+        if self._moves_version(context):
+            self._reads_only = False
+            return
         options = connection.get_execution_options()
         in_transaction = options.get("isolation_level") != "AUTOCOMMIT" and connection.in_transaction()
         self.check(sql_for_parser(statement, parameters, connection.dialect.paramstyle, self.dialect),
                    in_transaction=in_transaction)
+
+    def _moves_version(self, context: Any) -> bool:
+        """Alembic's own INSERT/UPDATE/DELETE of its version table's row: nothing a rule judges, so not parsed."""
+        statement = getattr(getattr(context, "compiled", None), "statement", None)
+        if self._version_table is None or not isinstance(statement, UpdateBase):
+            return False
+        table = getattr(statement, "table", None)
+        return (getattr(table, "schema", None), getattr(table, "name", None)) == self._version_table
 
     # -- judging ------------------------------------------------------------------------------------------
 
