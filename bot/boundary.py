@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from bot.collector import command_process
 from bot.data.urls import written_passwords
 from bot.errors import ConfigError, ExitCode, Interrupted, ToolkitError
 from bot.logs import configure_logging, get_logger, register_secrets
@@ -49,10 +48,10 @@ def _register_raw_secrets() -> None:
 
 def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
     """Run a command inside the boundary; on an error, log one line and exit with its code."""
-    _skip_final_collection()
     try:
-        config = prepare(log_summary=log_summary)
-        return command(config)
+        with command_process():
+            config = prepare(log_summary=log_summary)
+            return command(config)
     except OutputClosed:
         raise SystemExit(int(ExitCode.OK)) from None
     except Interrupted as stop:
@@ -72,16 +71,6 @@ def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
         log.error("unexpected error", error=f"{type(error).__name__}: {error}",
                   exit_code=int(ExitCode.UNEXPECTED), exc_info=error)
         raise SystemExit(int(ExitCode.UNEXPECTED)) from None
-
-
-def _skip_final_collection() -> None:
-    """At interpreter exit, spare the last garbage collection its walk over every object (~150 ms per command).
-
-    Logging and the standard streams are flushed after this by their own exit hooks; only objects caught in
-    reference cycles miss their finalizers, and the operating system reclaims what they held.
-    """
-    atexit.unregister(gc.freeze)  # registered once however many commands one process runs
-    atexit.register(gc.freeze)
 
 
 def _loggable(fields: dict[str, object]) -> dict[str, object]:

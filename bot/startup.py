@@ -68,7 +68,9 @@ def loading_without_collection() -> Iterator[None]:
         return
     if "alembic" in sys.modules:
         # The full migration path ran: its revision modules are garbage in cycles, which freezing would keep
-        # for the bot's lifetime; one collection now is cheaper than carrying them.
+        # for the bot's lifetime; one collection now is cheaper than carrying them. The migration froze what
+        # it loaded (bot.collector), so that goes back to the collector first.
+        gc.unfreeze()
         gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()

@@ -6,6 +6,7 @@ before anything of the project is imported.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import shutil
 import subprocess
@@ -118,6 +119,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process tests never see the developer's own toolkit variables."""
     for name in TOOLKIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _collector_restored() -> Iterator[None]:
+    """What a command run in-process froze (bot.collector) goes back to the collector, which is left on."""
+    yield
+    gc.unfreeze()
+    gc.enable()
 
 
 def checkout_files() -> set[str] | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from bot import collector
 from bot.errors import ConfigError, Refused
 from bot.logs import get_logger
 from bot.migrate import checksums, fastpath, journal
@@ -29,8 +30,9 @@ def upgrade(config: Config, to: str = "head", *, safeguards: Sequence[Guard] | N
         if current is not None:
             log.info("nothing to migrate", direction="upgrade", target="head", current=list(current), fast_path=True)
             return MigrationReport("upgrade", current, current)
-    from bot.migrate.rails.guards import upgrade_guards  # loads Alembic: off the at-head fast path
-    from bot.migrate.run import migrate
+    with collector.loading():  # one command's modules: loaded once, kept to the end
+        from bot.migrate.rails.guards import upgrade_guards  # loads Alembic: off the at-head fast path
+        from bot.migrate.run import migrate
 
     return migrate(config, "upgrade", to, confirm=None,
                    safeguards=upgrade_guards(config) if safeguards is None else safeguards)
@@ -39,7 +41,8 @@ def upgrade(config: Config, to: str = "head", *, safeguards: Sequence[Guard] | N
 def rollback(config: Config, steps: int | None = 1, to: str | None = None,
              *, confirm: Confirm | None = None, safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Undo the last `steps` revisions, or down to revision `to`, under the migration lock."""
-    from bot.migrate.run import migrate  # loads Alembic
+    with collector.loading():
+        from bot.migrate.run import migrate  # loads Alembic
 
     return migrate(config, "downgrade", rollback_target(steps, to), confirm=confirm, safeguards=safeguards)
 
@@ -59,7 +62,8 @@ def rollback_target(steps: int | None = 1, to: str | None = None) -> str:
 def rollback_to_base(config: Config, *, confirm: Confirm | None = None,
                      safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Undo every revision: every table the revisions created is dropped; alembic_version stays."""
-    from bot.migrate.run import migrate  # loads Alembic
+    with collector.loading():
+        from bot.migrate.run import migrate  # loads Alembic
 
     return migrate(config, "downgrade", "base", confirm=confirm, safeguards=safeguards)
 

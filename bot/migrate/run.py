@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from bot import collector
 from bot.data.urls import where
 from bot.data.waiting import is_lock_wait, reason
 from bot.errors import Interrupted, MigrationFailed, Refused, ToolkitError
@@ -142,7 +143,8 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
     file_checksums: dict[str, str] = {}  # read once, after the snapshot: for the manifest and the checksum checks
 
     def check(before: tuple[str, ...]) -> None:
-        state = status_of(scripts, before)
+        with collector.loading():  # the first look at the graph imports every revision script
+            state = status_of(scripts, before)
         file_checksums.update(checksums.files_of(checksums.scripts_of(scripts)))
         fastpath.remember(scripts, files, file_checksums)  # Alembic has just read the graph: the next start reuses it
         if direction == "upgrade" and target == "head":

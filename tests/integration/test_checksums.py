@@ -68,11 +68,12 @@ def test_comment_and_blank_line_edits_are_not_edits(sqlite_url: URL, tmp_path: P
     ini, path = history_with_nickname(tmp_path)
     production = Config(database_url=sqlite_url, alembic_ini=ini, env="production")
     migrations.upgrade(production)
+    applied = checksums.file_checksum(path)
     text = path.read_text().replace("def upgrade():", "# reviewed on 2026-12-01\n\n\ndef upgrade():   ")
     path.write_text(text.replace('nullable=True))', 'nullable=True))  # shown on /me'))
     recorded = json.loads(query(sqlite_url, f"SELECT details FROM toolkit_journal WHERE revision = '{NEXT}' AND "
                                             "kind = 'step'")[0][0])["checksum"]
-    assert checksums.file_checksum(path) != recorded["file"], "the file did change"
+    assert recorded["file"] == applied != checksums.file_checksum(path), "the step row has the file as it ran"
     assert not read_overview(production).edited
     assert migrations.upgrade(production).after == (NEXT,)
 

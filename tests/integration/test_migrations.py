@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from bot import cli
 from bot.data.engine import ensure_sqlite_folder
 from bot.data.urls import sync_url
 from bot.errors import ConfigError, Refused
 from bot.migrate import api as migrations
 from bot.migrate.graph import TOOLKIT_TABLES
 from bot.settings import Config
-from tests.support.database import database_state, revision_list
+from tests.support.database import database_state, revision_list, versions
 from tests.support.database import query as execute
+from tests.support.environment import plain
 from tests.support.revisions import HEAD, SHIPPED
 
 
@@ -141,3 +144,17 @@ def test_production_migrates_on_start(sqlite_url: URL) -> None:
     assert Config(env="production").is_production and not Config().is_production
     report = migrations.run_migrations_if_needed(Config(env="production", database_url=sqlite_url))
     assert report is not None and report.after == (HEAD,)
+
+
+def test_the_migrate_command_freezes_what_it_loads_and_the_api_alone_does_not(
+        sqlite_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`invoke migrate` freezes its modules and scripts for the rest of its process; an API caller's are left alone."""
+    frozen = gc.get_freeze_count()
+    migrations.upgrade(Config(database_url=sqlite_url))
+    assert gc.get_freeze_count() == frozen and versions(sqlite_url) == [HEAD]
+    migrations.rollback_to_base(Config(database_url=sqlite_url), confirm=None)
+    monkeypatch.setenv("DATABASE_URL", plain(sqlite_url))
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
+    cli.migrate()
+    assert gc.get_freeze_count() > frozen and gc.isenabled()
+    assert versions(sqlite_url) == [HEAD]

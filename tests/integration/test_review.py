@@ -12,8 +12,8 @@ from sqlalchemy.engine import URL
 from bot.errors import Refused
 from bot.migrate import api as migrations
 from bot.migrate import journal
-from bot.migrate.review.checker import sql_for_parser
 from bot.migrate.review import parsers
+from bot.migrate.review.checker import sql_for_parser
 from bot.migrate.review.parsers import read_sql
 from bot.migrate.review.rules import RULES, ColumnFacts, safe_type_change
 from bot.migrate.review.statements import ColumnType

@@ -29,29 +29,33 @@ def read_statements(sql: str) -> ParsedStatements:
     """pglast's JSON parse tree, statement by statement (the JSON form avoids building Python node objects)."""
     result = ParsedStatements()
     try:
-        tree = json.loads(parser.parse_sql_json(sql))
+        text = parser.parse_sql_json(sql)
     except parser.ParseError as error:
         result.statements.append((sql, [Action(st.UNREADABLE, detail=str(error), statement=excerpt(sql))]))
         return result
+    tree = json.loads(text)
+    # Most DDL has neither: the tree walks that look for them are skipped when the parse tree cannot hold one.
+    may_nest_dml = '"DeleteStmt"' in text or '"UpdateStmt"' in text
+    may_cut_names = may_hold_cut_names(text)
     encoded = sql.encode("utf-8")
     for raw in tree.get("stmts", []):
         start = raw.get("stmt_location", 0)
         length = raw.get("stmt_len")
         piece = encoded[start:start + length if length else None].decode("utf-8", "replace").strip()
         node = raw.get("stmt", {})
-        actions = [replace(action, statement=excerpt(piece)) for action in _statement(node)]
-        long_names = _long_names(node, piece)
+        actions = [replace(action, statement=excerpt(piece)) for action in _statement(node, may_nest_dml)]
+        long_names = _long_names(node, piece) if may_cut_names else ()
         if long_names:
             actions = [replace(action, long_names=long_names) for action in actions]
         result.statements.append((piece, actions))
     return result
 
 
-def _statement(node: dict[str, Any]) -> list[Action]:
+def _statement(node: dict[str, Any], may_nest_dml: bool = True) -> list[Action]:
     """The actions of one PostgreSQL statement node."""
     (kind, body), = node.items()
     # DELETE and UPDATE may hide anywhere, e.g. in a CTE: WITH gone AS (DELETE FROM users RETURNING id) SELECT ...
-    nested = list(_dml(node))
+    nested = list(_dml(node)) if may_nest_dml else []
     if kind in ("DeleteStmt", "UpdateStmt"):
         return nested  # the statement itself comes first among them
     return _top(kind, body) + nested
@@ -271,17 +275,30 @@ def _contype(item: dict[str, Any]) -> str | None:
 
 
 NAME_LIMIT = 63  # NAMEDATALEN - 1: longer identifiers are cut to this length by the server's own scanner
+SHORTEST_CUT = NAME_LIMIT - 3  # the cut never splits a character, and a UTF-8 character has at most 4 bytes
+
+
+def may_hold_cut_names(tree_json: str) -> bool:
+    """Whether a parse tree's JSON has a string of SHORTEST_CUT bytes or more: a cut identifier is one.
+
+    A JSON escape is never shorter in bytes than the character it stands for, and an escaped quote is
+    counted as two bytes of the string it sits in, so no string that long can be missed.
+    """
+    pieces = tree_json.encode("utf-8").replace(b'\\"', b"xx").split(b'"')
+    return max(map(len, pieces), default=0) >= SHORTEST_CUT
 
 
 def _long_names(node: Any, text: str) -> tuple[str, ...]:
-    """Identifiers the parser cut to 63 bytes: the statement's text has more identifier characters after them."""
+    """Identifiers the parser cut to 63 bytes (fewer when a multi-byte character did not fit): the statement's
+    text goes on with an identifier character that would not have fitted."""
     found = []
     for name in set(_names(node)):
-        if len(name.encode("utf-8")) != NAME_LIMIT:
+        size = len(name.encode("utf-8"))
+        if not SHORTEST_CUT <= size <= NAME_LIMIT:
             continue
         at = text.lower().find(name.lower())
         follow = text[at + len(name):at + len(name) + 1] if at >= 0 else ""
-        if follow and (follow.isalnum() or follow in "_$"):
+        if follow and (follow.isalnum() or follow in "_$") and size + len(follow.encode("utf-8")) > NAME_LIMIT:
             found.append(name)
     return tuple(sorted(found))
 
