@@ -34,6 +34,13 @@ def loading() -> Iterator[None]:
     if not _in_command.get():
         yield
         return
+    with paused_then_frozen():
+        yield
+
+
+@contextmanager
+def paused_then_frozen() -> Iterator[None]:
+    """Run the block with the collector off, then freeze everything alive and turn it back on if it was."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

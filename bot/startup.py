@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from bot.collector import paused_then_frozen
 from bot.errors import Interrupted, MigrationFailed
 from bot.logs import get_logger
 from bot.migrate.api import run_migrations_if_needed
@@ -72,14 +73,8 @@ def loading_without_collection() -> Iterator[None]:
         # it loaded (bot.collector), so that goes back to the collector first.
         gc.unfreeze()
         gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_then_frozen():
         yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 def start(config: Config) -> None:
