@@ -163,7 +163,7 @@ class Review:
 
     # -- the connection -----------------------------------------------------------------------------------
 
-    def attach(self, connection: Connection, version_table: tuple[str | None, str] | None = None) -> None:
+    def attach(self, connection: Connection, version_table: tuple[str | None, str]) -> None:
         """Judge every statement this connection sends from now on, except Alembic's rows in `version_table`."""
         self._connection = connection
         self._version_table = version_table

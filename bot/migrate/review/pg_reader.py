@@ -36,7 +36,7 @@ def read_statements(sql: str) -> ParsedStatements:
     tree = json.loads(text)
     # Most DDL has neither: the tree walks that look for them are skipped when the parse tree cannot hold one.
     may_nest_dml = '"DeleteStmt"' in text or '"UpdateStmt"' in text
-    may_cut_names = may_hold_cut_names(text)
+    may_cut_names = _may_hold_cut_names(text)
     encoded = sql.encode("utf-8")
     for raw in tree.get("stmts", []):
         start = raw.get("stmt_location", 0)
@@ -51,7 +51,7 @@ def read_statements(sql: str) -> ParsedStatements:
     return result
 
 
-def _statement(node: dict[str, Any], may_nest_dml: bool = True) -> list[Action]:
+def _statement(node: dict[str, Any], may_nest_dml: bool) -> list[Action]:
     """The actions of one PostgreSQL statement node."""
     (kind, body), = node.items()
     # DELETE and UPDATE may hide anywhere, e.g. in a CTE: WITH gone AS (DELETE FROM users RETURNING id) SELECT ...
@@ -278,7 +278,7 @@ NAME_LIMIT = 63  # NAMEDATALEN - 1: longer identifiers are cut to this length by
 SHORTEST_CUT = NAME_LIMIT - 3  # the cut never splits a character, and a UTF-8 character has at most 4 bytes
 
 
-def may_hold_cut_names(tree_json: str) -> bool:
+def _may_hold_cut_names(tree_json: str) -> bool:
     """Whether a parse tree's JSON has a string of SHORTEST_CUT bytes or more: a cut identifier is one.
 
     A JSON escape is never shorter in bytes than the character it stands for, and an escaped quote is
