@@ -157,17 +157,16 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
     async with locked(config, check=check) as session:
         connection, before = session.connection, session.before
         journal.refuse_half_applied(session.half_applied, session.location)
-        revision_files = None
-        if direction == "upgrade":
-            revision_files = await connection.run_sync(validate_checksums, config, scripts, before, session.who,
-                                                       file_checksums)
+        upgrading = direction == "upgrade"
+        if upgrading:
+            await connection.run_sync(validate_checksums, config, scripts, before, session.who, file_checksums)
         steps = tuple(planned(step) for step in plan_steps(scripts, direction, target, before))
         plan = session.plan(direction, target, steps)
         if not steps:
             log.info("nothing to migrate", direction=direction, target=target, current=list(before))
-            if revision_files is not None:
+            if upgrading:
                 await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), before,
-                                          session.who, revision_files)
+                                          session.who, file_checksums)
             return MigrationReport(direction, before, before)
         await session.confirm(confirm, plan)
         mode = review_mode(config) if direction == "upgrade" else None
@@ -180,12 +179,12 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
         log.info("migrations starting", direction=direction, count=len(steps), current=list(before),
                  target=target, database=session.location)
         results = await StepsRun(session, alembic_cfg, scripts, direction, target, guard, mode,
-                                 revision_files or {}).until_done()
+                                 file_checksums).until_done()
         after = await connection.run_sync(current_heads)
         await connection.rollback()
-        if revision_files is not None:
+        if upgrading:
             await connection.run_sync(checksums.record_digest_at_head, tuple(scripts.get_heads()), after,
-                                      session.who, revision_files)
+                                      session.who, file_checksums)
         total = (time.perf_counter() - started) * 1000
         log.info("migrations complete", direction=direction, applied=len(results),
                  duration_ms=round(total, 1), revision=",".join(after) or None)
@@ -210,8 +209,7 @@ class StepsRun:
     target: str
     guard: ShutdownGuard
     mode: str | None
-    # Each revision's file checksum as read before the steps, right after Alembic imported the scripts.
-    file_checksums: Mapping[str, str] = field(default_factory=dict)
+    file_checksums: Mapping[str, str]  # each revision file's, read right after Alembic imported the scripts
     review: Review | None = None
     results: list[StepResult] = field(default_factory=list)
 
@@ -272,7 +270,7 @@ class StepsRun:
 
 
 def validate_checksums(connection: Connection, config: Config, scripts: ScriptDirectory,
-                       current: tuple[str, ...], who: journal.Origin, files: dict[str, str]) -> dict[str, str]:
+                       current: tuple[str, ...], who: journal.Origin, files: Mapping[str, str]) -> None:
     """Refuse (production) or report an applied revision edited since; give unrecorded ones a baseline checksum."""
     triples = checksums.scripts_of(scripts)
     applied = applied_revisions(scripts, current)
@@ -284,7 +282,6 @@ def validate_checksums(connection: Connection, config: Config, scripts: ScriptDi
         log.info("revision checksums recorded", revisions=sorted(recorded), reason="baseline")
     if connection.in_transaction():
         connection.commit()
-    return files
 
 
 def preflight(connection: Connection, config: Config, alembic_cfg: AlembicConfig, scripts: ScriptDirectory,
