@@ -25,7 +25,8 @@ WORKDIR /app
 # system-wide pip installs). Every transitive dependency pinned and hash-checked (`bash .ci/lock` makes it).
 COPY requirements.lock ./
 RUN python3 -m venv "$VIRTUAL_ENV" \
-    && pip install --require-hashes --no-deps -r requirements.lock
+    && pip install --no-deps --require-hashes -r requirements.lock \
+    && pip check
 
 COPY alembic.ini tasks.py ./
 COPY alembic ./alembic

@@ -77,9 +77,14 @@ say "built in $(( $(date +%s) - build_started ))s, $(( size / 1000000 )) MB"
 "${run[@]}" --rm "$image" pip freeze --all >"$work/installed.txt"
 locked() { "$python" - "$work/installed.txt" requirements.lock <<'PY'
 import re, sys
-norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
-pins = lambda path: {norm(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9][\w.-]*)==(\S+)", open(path).read(), re.M)}
-installed, lock = pins(sys.argv[1]), pins(sys.argv[2])
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+installed = dict(line.split("==", 1) for line in open(sys.argv[1]).read().split() if "==" in line)
+installed = {canonicalize_name(name): version for name, version in installed.items()}
+entries = (Requirement(entry.split(" --hash=")[0]) for entry in re.sub(r"\\\n", " ", open(sys.argv[2]).read())
+           .splitlines() if entry.strip() and not entry.lstrip().startswith(("#", "-")))
+lock = {canonicalize_name(r.name): next(iter(r.specifier)).version for r in entries  # markers as on the image
+        if r.marker is None or r.marker.evaluate({"extra": "", "python_version": "3.11"})}
 extra = sorted(set(installed) - set(lock) - {"pip", "setuptools"})
 print(f"{len(lock)} locked packages, {len(installed)} installed, unlocked extras: {extra or 'none'}")
 sys.exit(0 if not extra and all(installed.get(name) == version for name, version in lock.items()) else 1)

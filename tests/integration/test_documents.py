@@ -21,25 +21,10 @@ from bot.paths import PROJECT_ROOT
 from bot.settings import VARIABLES, load_config
 from tests.support.commands import run_task
 from tests.support.database import database_state
+from tests.support.documents import markdown_table, ticked
 from tests.support.environment import ROOT, plain
 
 README = ROOT / "README.md"
-
-
-def markdown_table(text: str, heading: str) -> list[list[str]]:
-    """The cells of the first table after a heading, header and separator rows left out."""
-    section = text.partition(heading)[2]
-    rows = []
-    for line in section[section.index("\n|") + 1:].splitlines():
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows[2:]
-
-
-def ticked(cell: str) -> list[str]:
-    """The `code spans` of a table cell."""
-    return re.findall(r"`([^`]+)`", cell)
 
 
 def test_exit_code_table_is_the_enumeration_and_its_errors() -> None:

@@ -203,7 +203,8 @@ def test_ci_release_pipeline_releases_a_new_revision(project: Path, postgres_url
     env.update({name: re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda match: secrets[match.group(1)], value)
                 for name, value in job_env.items()})
     installs = [step for step in steps if step.startswith("pip install")]
-    assert installs == ["pip install -r requirements.txt"], "the one step this test's virtualenv stands in for"
+    assert installs == ["pip install --no-deps --require-hashes -r requirements.lock && pip check"], (
+        "the one step this test's virtualenv stands in for (installed from the lock the same way)")
     ran = []
     for step in steps:
         if step in installs:

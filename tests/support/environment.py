@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
@@ -64,3 +67,34 @@ def variables_the_code_reads() -> set[str]:
                 and node.args[0].id == "environ" and isinstance(node.args[1], ast.Constant):
             names.add(str(node.args[1].value))
     return names
+
+
+def python_interpreter(version: str) -> Path | None:
+    """A CPython `version` ("3.12") on this machine: on PATH as python3.12, or installed by pyenv."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [Path(found) for found in (shutil.which(f"python{version}"),) if found]
+    candidates += sorted(pyenv.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+    for candidate in candidates:
+        try:
+            said = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                  capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if said.returncode == 0 and said.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def fresh_copy(target: Path) -> Path:
+    """The checkout's files as a fresh clone would have them (tracked or new, nothing ignored), copied to target."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, timeout=60, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.SubprocessError):  # an unpacked archive: everything but what a checkout ignores
+        listed = [path.relative_to(ROOT).as_posix() for path in ROOT.rglob("*") if path.is_file()
+                  and not {".git", ".venv", "data", "backups", "__pycache__"} & set(path.relative_to(ROOT).parts)]
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
