@@ -1,6 +1,6 @@
 """Operator tasks: `invoke --list` shows them, `invoke --help TASK` explains each flag.
 
-Each task is a thin wrapper over bot.cli; imports happen inside the task so that listing
+Each task is a thin wrapper over bot.commands.cli; imports happen inside the task so that listing
 tasks stays fast and only `start` ever imports aiogram.
 """
 
@@ -10,7 +10,7 @@ import sys
 
 from invoke import Context
 
-from bot.flags import task
+from bot.commands.flags import task
 
 # Invoke turns bytecode writing off to keep tasks.pyc out of the tree; without the cache every call would
 # recompile the bot's modules and the revision files, so give the interpreter's own setting back.
@@ -29,7 +29,7 @@ X_HELP = "key=value handed to revisions as context.get_x_argument(), like `alemb
 def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: bool = False,
             no_backup: bool = False, x: list[str] | None = None) -> None:
     """Upgrade the database schema to head (or --to REV) under the migration lock."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.migrate(to=to, sql=sql, allow_destructive=allow_destructive, no_backup=no_backup, x=x or [])
 
@@ -43,7 +43,7 @@ def migrate(c: Context, to: str = "head", sql: bool = False, allow_destructive: 
 def rollback(c: Context, steps: str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
              no_backup: bool = False, x: list[str] | None = None) -> None:
     """Undo the last revision (or --steps N, or down --to REV), after a verified backup."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.rollback(steps=steps, to=to, yes=yes, sql=sql, no_backup=no_backup, x=x or [])
 
@@ -53,7 +53,7 @@ def rollback(c: Context, steps: str | None = None, to: str | None = None, yes: b
                                   "no-backup": "Go on without the backup taken first, knowingly."})
 def rollback_base(c: Context, yes: bool = False, sql: bool = False, no_backup: bool = False) -> None:
     """Undo every revision: drops every table the revisions created (after a verified backup)."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.rollback_base(yes=yes, sql=sql, no_backup=no_backup)
 
@@ -63,7 +63,7 @@ def rollback_base(c: Context, yes: bool = False, sql: bool = False, no_backup: b
             "no-backup": "Skip the backup of the current state taken before the restore, knowingly."})
 def restore(c: Context, path: str, yes: bool = False, no_backup: bool = False) -> None:
     """Restore a backup under the migration lock; the journal keeps its current rows."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.restore(path=path, yes=yes, no_backup=no_backup)
 
@@ -71,7 +71,7 @@ def restore(c: Context, path: str, yes: bool = False, no_backup: bool = False) -
 @task
 def check(c: Context) -> None:
     """Compare the models with the live schema; exit 7 listing the differences (for CI)."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.check()
 
@@ -80,7 +80,7 @@ def check(c: Context) -> None:
             "json": "Print one JSON document on stdout (shape: docs/JOURNAL.md)."})
 def history(c: Context, limit: str | None = None, json: bool = False) -> None:
     """List every revision, newest first, with when, by whom, from where and how long it was applied."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.history(limit=limit, as_json=json)
 
@@ -89,7 +89,7 @@ def history(c: Context, limit: str | None = None, json: bool = False) -> None:
             "check": "Exit 7 when anything is pending, half-applied or unknown (for CI and deploy gates)."})
 def status(c: Context, json: bool = False, check: bool = False) -> None:
     """Show the current revision, the head, the pending revisions and any half-applied one."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.status(as_json=json, check=check)
 
@@ -98,7 +98,7 @@ def status(c: Context, json: bool = False, check: bool = False) -> None:
             "yes": "Confirm without a prompt (required without a terminal)."})
 def stamp(c: Context, to: str = "", yes: bool = False) -> None:
     """Set the database's revision without running anything: the way out of a half-applied revision."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.stamp(to=to, yes=yes)
 
@@ -109,7 +109,7 @@ def stamp(c: Context, to: str = "", yes: bool = False) -> None:
                                 "yes": "Confirm without a prompt (required without a terminal)."})
 def accept_edit(c: Context, revision: str = "", reason: str = "", yes: bool = False) -> None:
     """Accept an applied revision's edited file as what ran (journaled; nothing runs)."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.accept_edit(revision=revision, reason=reason, yes=yes)
 
@@ -118,7 +118,7 @@ def accept_edit(c: Context, revision: str = "", reason: str = "", yes: bool = Fa
             "autogenerate": "Compare the models with the database and write the difference."})
 def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
     """Create a new revision file in alembic/versions."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.revision(message=message, autogenerate=autogenerate)
 
@@ -128,7 +128,7 @@ def revision(c: Context, message: str = "", autogenerate: bool = False) -> None:
                             "x": X_HELP})
 def start(c: Context, allow_destructive: bool = False, x: list[str] | None = None) -> None:
     """Load .env, migrate (production) or check the schema (development), then run the bot."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.start(allow_destructive=allow_destructive, x=x or [])
 
@@ -138,7 +138,7 @@ def start(c: Context, allow_destructive: bool = False, x: list[str] | None = Non
                                    "no database needed."})
 def review(c: Context, json: bool = False, from_: str | None = None) -> None:
     """Check the pending revisions against the review's rules without applying them; exit 7 on a finding."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.review(as_json=json, start=from_)
 
@@ -146,6 +146,6 @@ def review(c: Context, json: bool = False, from_: str | None = None) -> None:
 @task(help={"json": "Print one JSON document on stdout instead of the table."})
 def doctor(c: Context, json: bool = False) -> None:
     """Show the effective configuration (secrets masked) and whether the database and Bot API answer."""
-    from bot import cli  # lazy: `invoke --list` never loads the toolkit
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
 
     cli.doctor(as_json=json)

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from alembic import context
-from bot.boundary import prepare
+from bot.commands.boundary import prepare
 from bot.data.engine import create_engine
 from bot.migrate.graph import context_options
-from bot.settings import Config
+from bot.settings.config import Config
 
 alembic_cfg = context.config
 

@@ -38,10 +38,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker  # noqa: E402
 from bot.data.engine import create_engine  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
 from bot.migrate.api import upgrade  # noqa: E402
-from bot.settings import load_config  # noqa: E402
+from bot.settings.loading import load_config  # noqa: E402
 from bot.telegram.app import build_bot, build_dispatcher  # noqa: E402
-from bot.telegram.health import RuntimeState  # noqa: E402
-from bot.telegram.metrics import BotMetrics  # noqa: E402
+from bot.telegram.listener.health import RuntimeState  # noqa: E402
+from bot.telegram.listener.metrics import BotMetrics  # noqa: E402
 from bot.telegram.observe import ApiCallObserver, UpdateObserver  # noqa: E402
 from bot.telegram.tracker import HandlerTracker  # noqa: E402
 

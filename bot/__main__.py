@@ -1,6 +1,6 @@
 """`python -m bot`: the same startup sequence as `invoke start`."""
 
-from bot.boundary import run
+from bot.commands.boundary import run
 from bot.startup import start
 
 

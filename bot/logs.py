@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict
 
+from bot.redact import redact
+
 _HANDLER_NAME = "bot-toolkit"
-_secrets: set[str] = set()
 _LOGGED_MARK = "_bot_toolkit_logged"
 # The fields of the update this task is handling (update_id, chat_id, user_id, handler, …), merged into every line.
 _update_fields: ContextVar[MutableMapping[str, object] | None] = ContextVar("bot_update_fields", default=None)
@@ -88,26 +89,34 @@ def already_logged(error: BaseException) -> bool:
     return bool(getattr(error, _LOGGED_MARK, False))
 
 
-def register_secrets(values: Iterable[str]) -> None:
-    """Strings to blank out of every rendered log line, whatever logger produced it."""
-    _secrets.update(value for value in values if value)
+def _redact_values(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
+    """Before JSON rendering: every string of the event (keys, values, nested ones) through the one redactor.
 
-
-def redact(text: str, extra: Iterable[str] = ()) -> str:
-    """Blank out every registered secret (and `extra` ones) from a text bound for a log or a chat."""
-    for secret in (*_secrets, *extra):
-        if secret and secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _redact(_logger: object, _name: str, rendered: str | EventDict) -> str:
-    """Last line of defence: no secret leaves the process through the logs.
-
-    It runs after the renderer, so it gets the rendered line; structlog types every processor's input as an event
-    dict, hence the wider parameter.
+    Done on the values, not on the rendered line, so a secret made of JSON's own punctuation cannot break the
+    line's structure; a value JSON cannot hold is turned into its repr first, as the renderer would.
     """
-    assert isinstance(rendered, str), "_redact must come after the renderer"
+    return {_redacted(key): _redacted(value) for key, value in event_dict.items()}
+
+
+def _redacted(value: Any) -> Any:
+    """A value with every string in it redacted; what JSON cannot hold becomes its (redacted) repr."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {_redacted(key): _redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    return redact(repr(value))
+
+
+def _redact_line(_logger: object, _name: str, rendered: str | EventDict) -> str:
+    """After console rendering: the rendered line through the one redactor.
+
+    structlog types every processor's input as an event dict, hence the wider parameter.
+    """
+    assert isinstance(rendered, str), "_redact_line must come after the renderer"
     return redact(rendered)
 
 
@@ -135,12 +144,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     if fmt == "json":
-        final: list[Any] = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        final: list[Any] = [structlog.processors.format_exc_info, _redact_values, structlog.processors.JSONRenderer()]
     else:
-        final = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        final = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()), _redact_line]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, _redact],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
     handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)

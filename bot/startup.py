@@ -3,57 +3,19 @@
 from __future__ import annotations
 
 import gc
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 
 from bot.collector import paused_then_frozen
 from bot.errors import Interrupted, MigrationFailed
 from bot.logs import get_logger
 from bot.migrate.api import run_migrations_if_needed
-from bot.settings import Config
-from bot.signals import STOP_SIGNALS
-from bot.telegram.notify import alert_migration_failed
+from bot.settings.config import Config
+from bot.signals import current
+from bot.telegram.outbound.notify import alert_migration_failed
 
 log = get_logger("bot.startup")
-
-
-class DeferredStop:
-    """Remembers a stop signal during start-up and acts on it at the next safe point.
-
-    Raising from the signal handler itself is unsafe: the exception lands wherever the main thread happens
-    to be (half-way through importing aiogram, or inside a garbage-collector callback that swallows it).
-    """
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-
-    def _handler(self, signum: int, _frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
-
-    @contextmanager
-    def installed(self) -> Iterator[DeferredStop]:
-        """Record stop signals while the block runs (migrations install their own guard meanwhile)."""
-        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, self._handler)
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def requested(self) -> str | None:
-        """The signal that arrived, if any."""
-        return self.signal_name
-
-    def check(self) -> None:
-        """A safe point: stop here if a signal arrived."""
-        if self.signal_name:
-            raise Interrupted(f"stopped by {self.signal_name}", "the signal arrived during start-up",
-                              "nothing was left half-done")
 
 
 @contextmanager
@@ -80,10 +42,10 @@ def loading_without_collection() -> Iterator[None]:
 def start(config: Config) -> None:
     """Check the token, bring the schema to head (or refuse), then run the bot in this process."""
     config.require_bot_token()
-    deferred = DeferredStop()
-    with deferred.installed():
+    stop = current()  # the command's one stop signal: start-up records, migrations defer, the runner drains
+    with stop.recorded():
         try:
-            deferred.check()
+            stop.check("the signal arrived during start-up")
             try:
                 report = run_migrations_if_needed(config)
             except MigrationFailed as error:
@@ -92,14 +54,15 @@ def start(config: Config) -> None:
             if report is not None:
                 log.info("schema ready", revision=",".join(report.after) or None, applied=len(report.steps),
                          duration_ms=round(report.duration_ms, 1))
-            deferred.check()
+            stop.check("the signal arrived during start-up")
             with loading_without_collection():
                 from bot.telegram.runner import StartInfo, run_bot  # aiogram: only once the schema is ready
 
-            deferred.check()
-        except Interrupted as stop:
-            log.info("stopped before polling", reason=stop.line())
+            stop.check("the signal arrived during start-up")
+        except Interrupted as stopped:
+            log.info("stopped before polling", reason=stopped.line())
             return
         info = StartInfo.of(report)
-        # Still inside: a signal in the instant before the runner installs its own handlers is handed over.
-        run_bot(config, info, early_stop=deferred.requested)
+        # Still inside: a signal in the instant before the runner installs its own handlers is recorded, and the
+        # runner drains at once.
+        run_bot(config, info, stop)

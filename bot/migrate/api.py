@@ -15,9 +15,10 @@ from sqlalchemy.engine import Connection
 from bot import collector
 from bot.errors import ConfigError, Refused
 from bot.logs import get_logger
-from bot.migrate import checksums, fastpath, journal
+from bot.migrate import fastpath
+from bot.migrate.journal import checksums, settle
 from bot.migrate.plan import Confirm, Guard, MigrationReport
-from bot.settings import Config
+from bot.settings.config import Config
 from bot.signals import run_guarded
 
 log = get_logger("bot.migrations")
@@ -80,7 +81,7 @@ def run_migrations_if_needed(config: Config) -> MigrationReport | None:
     found = read_overview(config, missing_is_empty=True)  # one read: revisions, alembic_version and the journal
     state = found.state
     refuse_unsafe_state(state)
-    journal.refuse_half_applied(found.half_applied, found.location)
+    settle.refuse_half_applied(found.half_applied, found.location)
     checksums.refuse_edited(found.edited, config, found.location)
     if state.pending:
         revisions = [info.revision for info in state.pending]
@@ -112,7 +113,7 @@ def create_revision(message: str, autogenerate: bool = False, *, config: Config)
         return command.revision(alembic_cfg, message=message.strip(), autogenerate=autogenerate, rev_id=rev_id)
 
     if autogenerate:
-        script = run_guarded(lambda guard: read(config, write))
+        script = run_guarded(lambda _stop: read(config, write))
     else:
         script = write(None)
     scripts = script if isinstance(script, list) else [script]

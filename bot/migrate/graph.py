@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from bot.data.models import Base
 from bot.errors import ConfigError, Refused
 from bot.migrate.plan import PlannedStep, RevisionInfo, Status
-from bot.settings import Config
+from bot.settings.config import Config
 
 # Tables the toolkit owns; they are not the bot's schema, so autogenerate must never see them as drift.
 TOOLKIT_TABLES = frozenset({"alembic_version", "toolkit_journal", "toolkit_journal_schema"})

@@ -24,7 +24,7 @@ from bot.data.urls import where
 from bot.data.waiting import is_lock_wait, reason
 from bot.errors import Interrupted, MigrationFailed, Refused, ToolkitError
 from bot.logs import get_logger
-from bot.migrate import checksums, fastpath, journal
+from bot.migrate import journal, manifest
 from bot.migrate.graph import (
     alembic_config,
     applied_revisions,
@@ -38,15 +38,17 @@ from bot.migrate.graph import (
     status_of,
     steps_between,
 )
+from bot.migrate.journal import checksums, settle
+from bot.migrate.journal.origin import Origin
+from bot.migrate.journal.recorder import RemainingEstimate, StepRecorder, joined
 from bot.migrate.plan import Confirm, Guard, MigrationReport, StepResult
 from bot.migrate.rails.guards import REVIEW, bound_ddl_locks, ddl_limit_hint, record
 from bot.migrate.rails.tools import MYSQL_BACKENDS
-from bot.migrate.recorder import RemainingEstimate, StepRecorder, joined
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.checker import ALLOW, COLLECT, ENFORCE, REPORT, REPORTED, Review, ReviewRefused
 from bot.migrate.session import LockedSession, locked
-from bot.settings import Config
-from bot.signals import ShutdownGuard, run_guarded
+from bot.settings.config import Config
+from bot.signals import StopSignal, run_guarded
 
 log = get_logger("bot.migrations")
 
@@ -56,7 +58,7 @@ class StepObserver:
     """Logs each step with its position and timing, journals it, and keeps stop signals out of its middle."""
 
     direction: str
-    guard: ShutdownGuard
+    stop: StopSignal
     recorder: StepRecorder
     review: Review | None = None
     results: list[StepResult] = field(default_factory=list)
@@ -76,13 +78,12 @@ class StepObserver:
         self.recorder.run_started(plans)
         for position, (step, step_plan) in enumerate(zip(steps, plans, strict=True), 1):
             self.current, self.position, self.started_at = step, position, time.perf_counter()
-            self.guard.enter_critical()
-            if self.review is not None:
-                self.review.step_started(step_plan.revision, step_plan.message, step.revision.module)
-            self.recorder.step_started(step_plan)
-            yield step
-            self.recorder.step_finished()
-            self.guard.leave_critical()
+            with self.stop.step():
+                if self.review is not None:
+                    self.review.step_started(step_plan.revision, step_plan.message, step.revision.module)
+                self.recorder.step_started(step_plan)
+                yield step
+                self.recorder.step_finished()
             result = StepResult(step_plan.revision, self.direction, step_plan.message, step_plan.source,
                                 step_plan.destination, (time.perf_counter() - self.started_at) * 1000)
             self.results.append(result)
@@ -96,7 +97,7 @@ class StepObserver:
                      elapsed_ms=round((time.perf_counter() - run_started) * 1000, 1),
                      remaining_ms=None if remaining_ms is None else round(remaining_ms, 1),
                      remaining_estimate=estimate_source)
-            self.guard.raise_if_requested()
+            self.stop.check()
 
 
 def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: ScriptDirectory, direction: str,
@@ -131,22 +132,22 @@ def run_steps(connection: Connection, alembic_cfg: AlembicConfig, scripts: Scrip
 def migrate(config: Config, direction: str, target: str, *, confirm: Confirm | None,
             safeguards: Sequence[Guard] = ()) -> MigrationReport:
     """Upgrade or downgrade to `target` under the migration lock, with stop signals handled."""
-    return run_guarded(lambda guard: _migrate(config, direction, target, confirm, guard, safeguards))
+    return run_guarded(lambda stop: _migrate(config, direction, target, confirm, stop, safeguards))
 
 
 async def _migrate(config: Config, direction: str, target: str, confirm: Confirm | None,
-                   guard: ShutdownGuard, safeguards: Sequence[Guard]) -> MigrationReport:
+                   stop: StopSignal, safeguards: Sequence[Guard]) -> MigrationReport:
     """Lock, re-read where the database stands, plan, confirm, run (retrying lock timeouts), report."""
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
-    files = fastpath.snapshot(scripts, config.alembic_ini)
+    files = manifest.snapshot(scripts, config.alembic_ini)
     file_checksums: dict[str, str] = {}  # read once, after the snapshot: for the manifest and the checksum checks
 
     def check(before: tuple[str, ...]) -> None:
         with collector.loading():  # the first look at the graph imports every revision script
             state = status_of(scripts, before)
         file_checksums.update(checksums.files_of(checksums.scripts_of(scripts)))
-        fastpath.remember(scripts, files, file_checksums)  # Alembic has just read the graph: the next start reuses it
+        manifest.remember(scripts, files, file_checksums)  # Alembic has just read the graph: the next start reuses it
         if direction == "upgrade" and target == "head":
             refuse_unsafe_state(state)
         else:
@@ -156,7 +157,7 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
 
     async with locked(config, check=check) as session:
         connection, before = session.connection, session.before
-        journal.refuse_half_applied(session.half_applied, session.location)
+        settle.refuse_half_applied(session.half_applied, session.location)
         upgrading = direction == "upgrade"
         if upgrading:
             await connection.run_sync(validate_checksums, config, scripts, before, session.who, file_checksums)
@@ -178,7 +179,7 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
         started = time.perf_counter()
         log.info("migrations starting", direction=direction, count=len(steps), current=list(before),
                  target=target, database=session.location)
-        results = await StepsRun(session, alembic_cfg, scripts, direction, target, guard, mode,
+        results = await StepsRun(session, alembic_cfg, scripts, direction, target, stop, mode,
                                  file_checksums).until_done()
         after = await connection.run_sync(current_heads)
         await connection.rollback()
@@ -207,7 +208,7 @@ class StepsRun:
     scripts: ScriptDirectory
     direction: str
     target: str
-    guard: ShutdownGuard
+    stop: StopSignal
     mode: str | None
     file_checksums: Mapping[str, str]  # each revision file's, read right after Alembic imported the scripts
     review: Review | None = None
@@ -221,7 +222,7 @@ class StepsRun:
             recorder = StepRecorder(self.session.who, self.direction, config.secrets(),
                                     await connection.run_sync(journal.durations, self.direction))
             review = await connection.run_sync(self._review) if self.mode is not None else None
-            observer = StepObserver(self.direction, self.guard, recorder, review)
+            observer = StepObserver(self.direction, self.stop, recorder, review)
             recorder.step_details = partial(self._step_details, observer, review)
             if review is not None:
                 recorder.read_only = review.read_only
@@ -237,7 +238,7 @@ class StepsRun:
                 if isinstance(error, ReviewRefused):
                     await connection.run_sync(journal_refusal, config, error)
                 elif written == journal.FAILED and is_lock_wait(error) and attempt < config.ddl_lock_retries \
-                        and observer.current is not None and not self.guard.signal_name:
+                        and observer.current is not None and not self.stop.signal_name:
                     attempt += 1
                     delay = min(2.0 ** (attempt - 1), 30.0)
                     log.warning("migration step retried", revision=observer.current.revision.revision,
@@ -270,7 +271,7 @@ class StepsRun:
 
 
 def validate_checksums(connection: Connection, config: Config, scripts: ScriptDirectory,
-                       current: tuple[str, ...], who: journal.Origin, files: Mapping[str, str]) -> None:
+                       current: tuple[str, ...], who: Origin, files: Mapping[str, str]) -> None:
     """Refuse (production) or report an applied revision edited since; give unrecorded ones a baseline checksum."""
     triples = checksums.scripts_of(scripts)
     applied = applied_revisions(scripts, current)
@@ -353,4 +354,3 @@ def failure(error: Exception, observer: StepObserver, backend: str, *,
               database_state=state, exc_info=error)
     return MigrationFailed(f"revision {step_plan.revision} ({step_plan.message}) failed",
                            f"{reason(error)}; {state}", fix, revision=step_plan.revision)
-

@@ -25,8 +25,10 @@ from bot.data.waiting import open_connection
 from bot.errors import Refused
 from bot.migrate import journal
 from bot.migrate.graph import current_heads
+from bot.migrate.journal import settle
+from bot.migrate.journal.origin import Origin, this_process
 from bot.migrate.plan import Confirm, Plan, PlannedStep
-from bot.settings import Config
+from bot.settings.config import Config
 from bot.signals import run_guarded
 
 T = TypeVar("T")
@@ -55,7 +57,7 @@ async def read(config: Config, work: Callable[[Connection], T]) -> T:
 
 def read_on_connection(config: Config, work: Callable[[Connection], T]) -> T:
     """`read`, from synchronous code, with stop signals handled."""
-    return run_guarded(lambda guard: read(config, work))
+    return run_guarded(lambda _stop: read(config, work))
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class LockedSession:
     engine: AsyncEngine
     connection: AsyncConnection
     before: tuple[str, ...]
-    who: journal.Origin
+    who: Origin
     half_applied: tuple[journal.Entry, ...]
 
     @property
@@ -96,8 +98,8 @@ async def locked(config: Config, *,
             before = await opened.run_sync(current_heads)
             if check is not None:
                 check(before)  # before the journal table is created or settled: a refusal changes nothing
-            who = journal.origin(config.env)
-            half = await opened.run_sync(journal.prepare, who)
+            who = this_process(config.env)
+            half = await opened.run_sync(settle.prepare, who)
             yield LockedSession(config, engine, opened, before, who, tuple(half))
 
 
@@ -124,4 +126,3 @@ async def ask(confirm: Confirm, planned: Plan) -> bool:
 
     threading.Thread(target=prompt, name="confirm", daemon=True).start()
     return await answer
-

@@ -8,7 +8,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.settings import Config
+from bot.settings.config import Config
 from bot.telegram.handlers import build_router
 from bot.telegram.middleware import DatabaseSessionMiddleware
 from bot.telegram.observe import HandlerLabel, UpdateObserver

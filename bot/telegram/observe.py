@@ -28,7 +28,7 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
 
 from bot.logs import already_logged, bind_update, get_logger, mark_logged, unbind_update
-from bot.telegram.metrics import BotMetrics
+from bot.telegram.listener.metrics import BotMetrics
 
 LOGGER = "bot.telegram.updates"
 log = get_logger(LOGGER)

@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.data.engine import create_engine
-from bot.errors import Interrupted
 from bot.logs import get_logger
 from bot.migrate.fastpath import script_heads
-from bot.settings import Config
-from bot.signals import STOP_SIGNALS
+from bot.settings.config import Config
+from bot.signals import StopSignal, current
 from bot.telegram.app import build_bot, build_dispatcher
-from bot.telegram.conflict import ConflictWatch
-from bot.telegram.health import RuntimeState, add_health_routes, check_database, start_site
-from bot.telegram.leader import LeaderElection
-from bot.telegram.metrics import BotMetrics
-from bot.telegram.notices import Notices
-from bot.telegram.notify import started_text, stopped_text, took_over_text
+from bot.telegram.listener.health import RuntimeState, add_health_routes, check_database, start_site
+from bot.telegram.listener.metrics import BotMetrics
 from bot.telegram.observe import ApiCallObserver, UpdateObserver
-from bot.telegram.offsets import ConfirmHandled
-from bot.telegram.pacing import FloodControl
-from bot.telegram.reaching import reach_bot_api
+from bot.telegram.outbound.notices import Notices
+from bot.telegram.outbound.notify import started_text, stopped_text, took_over_text
+from bot.telegram.outbound.pacing import FloodControl
+from bot.telegram.outbound.reaching import reach_bot_api
+from bot.telegram.polling.conflict import ConflictWatch
+from bot.telegram.polling.leader import LeaderElection
+from bot.telegram.polling.offsets import ConfirmHandled
 from bot.telegram.tracker import HandlerTracker
 
 if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
@@ -60,46 +58,8 @@ class StartInfo:
                    migration="applied" if durations else "at_head", step_durations_ms=durations)
 
 
-class Stopper:
-    """First SIGTERM/SIGINT: stop taking updates and drain. A second one: give up on draining."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.reason = "stopped"
-        self._main: asyncio.Task[Any] | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        """Take SIGTERM/SIGINT on this loop (aiogram's own handlers would stop polling without a drain)."""
-        loop = asyncio.get_running_loop()
-        self._main = asyncio.current_task()
-        self._previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self.request, sig)
-
-    def uninstall(self) -> None:
-        """Give the signals back to whoever had them before."""
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, self._previous.get(sig, signal.SIG_DFL))
-
-    def request(self, signum: int) -> None:
-        """Signal handler: the first asks for a drain, the second cancels the whole run."""
-        name = signal.Signals(signum).name
-        if self.event.is_set():
-            log.warning("stop forced", signal=name)
-            if self._main is not None:
-                self._main.cancel()
-            return
-        self.reason = f"stopped by {name}"
-        log.info("stop requested", signal=name)
-        self.event.set()
-
-
-async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper | None = None) -> None:
+async def serve(config: Config, stop: StopSignal, start: StartInfo | None = None) -> None:
     """Run until a stop: poll as the elected leader (or stand by), or serve webhooks; then drain and close."""
-    stopper = stopper or Stopper()
     start = start or StartInfo()
     # From the revision manifest: the health check needs the heads, not Alembic (docs/PERFORMANCE.md).
     state = RuntimeState(mode=config.mode, heads=script_heads(config.alembic_ini))
@@ -113,7 +73,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
                                   UpdateObserver(metrics))
     notices = Notices(config, bot)
     mount_health = _health_mount(engine, state, metrics)
-    draining = asyncio.create_task(_drain_on(stopper.event, state))
+    draining = asyncio.create_task(_drain_on(stop.drain, state))
     shared_port = config.mode == "webhook" and config.health_port == config.webhook_port
     health_runner: web.AppRunner | None = None
     drained = cut = 0
@@ -124,7 +84,7 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
             app = web.Application()
             mount_health(app)
             health_runner = await start_site(app, config.health_host, config.health_port, purpose="health")
-        me = await reach_bot_api(bot, config, stopper.event)  # getMe, cached on the Bot for polling
+        me = await reach_bot_api(bot, config, stop.drain)  # getMe, cached on the Bot for polling
         if me is None:
             return
         state.bot_ok, state.username = True, me.username
@@ -136,16 +96,16 @@ async def serve(config: Config, start: StartInfo | None = None, stopper: Stopper
                                                applied=start.applied, duration_ms=start.duration_ms, role=role))
 
         if config.mode == "webhook":
-            from bot.telegram.webhook import serve_webhook  # aiogram's webhook server: webhook mode only
+            from bot.telegram.listener.webhook import serve_webhook  # aiogram's webhook server: webhook mode only
 
             started("webhook (every replica serves)")
-            drained, cut = await serve_webhook(config, bot, dispatcher, tracker, state, stopper.event,
+            drained, cut = await serve_webhook(config, bot, dispatcher, tracker, state, stop.drain,
                                                mount_health if shared_port else None)
         else:
-            drained, cut = await _poll_as_leader(config, bot, dispatcher, tracker, state, stopper.event,
+            drained, cut = await _poll_as_leader(config, bot, dispatcher, tracker, state, stop.drain,
                                                  notices, metrics, started)
-        log.info("bot stopped", bot_id=me.id, reason=stopper.reason, drained=drained, cut=cut)
-        notices.send("stop", stopped_text(username=me.username, reason=stopper.reason, drained=drained, cut=cut))
+        log.info("bot stopped", bot_id=me.id, reason=stop.reason, drained=drained, cut=cut)
+        notices.send("stop", stopped_text(username=me.username, reason=stop.reason, drained=drained, cut=cut))
     finally:
         draining.cancel()
         await notices.flush()
@@ -256,25 +216,14 @@ async def _drain_on(stop: asyncio.Event, state: RuntimeState) -> None:
     state.draining = True
 
 
-def run_bot(config: Config, start: StartInfo | None = None,
-            early_stop: Callable[[], str | None] | None = None) -> None:
+def run_bot(config: Config, start: StartInfo | None = None, stop: StopSignal | None = None) -> None:
     """Block until the bot stops; a second stop signal cuts the drain short (exit 8).
 
-    `early_stop` names a signal that arrived before this loop's handlers were installed, so it is not lost.
+    `stop` is the command's stop signal: one that arrived during start-up makes the bot drain at once.
     """
+    signal_owner = stop or current()
 
     async def main() -> None:
-        stopper = Stopper()
-        stopper.install()
-        early = early_stop() if early_stop is not None else None
-        if early:
-            stopper.request(signal.Signals[early])
-        try:
-            await serve(config, start, stopper)
-        except asyncio.CancelledError:
-            raise Interrupted("stopped by a second signal", "the drain was cut short",
-                              "in-flight updates will be delivered again to the next poller") from None
-        finally:
-            stopper.uninstall()
+        await signal_owner.serving(lambda: serve(config, signal_owner, start))
 
     asyncio.run(main())

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from bot.data.urls import sync_url
 from bot.errors import Refused
 from bot.migrate import api as migrations
@@ -23,7 +23,7 @@ from bot.migrate import journal
 from bot.migrate.rails.backup import backup_kind, ensure_free_space, prune_backups, take_backup, verify_backup
 from bot.migrate.rails.guards import downgrade_guards, upgrade_guards
 from bot.migrate.rails.restore import restore
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.commands import run_invoke, run_task
 from tests.support.database import revision_of, schema
 from tests.support.environment import MARIADB_ADMIN, clean_env, plain
@@ -114,10 +114,10 @@ def mariadb_user_url(mariadb_url: URL) -> Iterator[URL]:
 def test_mariadb_password_never_reaches_logs_or_command_line(mariadb_user_url: URL, tmp_path: Path,
                                                               capfd: pytest.CaptureFixture[str]) -> None:
     """A password with quotes and # goes through an owner-only option file: the backup works, no log shows it."""
-    from bot.logs import register_secrets
+    from bot.redact import register
 
     config = Config(database_url=mariadb_user_url, backup_dir=tmp_path)
-    register_secrets(config.secrets())
+    register(config.secrets())
     migrations.upgrade(config, to="0002")
     backup = take_backup(config, ("0002",), reason="test")
     verify_backup(backup.path, "mariadb")
@@ -241,7 +241,7 @@ def test_backup_and_ddl_variables_are_validated() -> None:
     """BACKUP_KEEP, BACKUP_BEFORE_MIGRATE and the DDL limits reject bad values; BACKUP_DIR is anchored at the root."""
     from bot.errors import ConfigError
     from bot.paths import PROJECT_ROOT
-    from bot.settings import load_config
+    from bot.settings.loading import load_config
 
     config = load_config({"BACKUP_DIR": "var/bk", "BACKUP_KEEP": "3", "BACKUP_BEFORE_MIGRATE": "yes",
                           "ALLOW_DESTRUCTIVE_MIGRATIONS": "false", "DDL_LOCK_TIMEOUT": "2.5",

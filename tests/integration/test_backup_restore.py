@@ -15,7 +15,7 @@ from bot.migrate import journal
 from bot.migrate.rails.backup import backup_kind, take_backup
 from bot.migrate.rails.guards import downgrade_guards
 from bot.migrate.rails.restore import backup_revision, restore
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.commands import run_invoke, run_task
 from tests.support.database import database_state, revision_of, schema
 from tests.support.database import query as execute
@@ -150,7 +150,7 @@ def test_backup_at_a_revision_the_code_lacks_is_refused(any_url: URL, project: P
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
     with pytest.raises(Refused, match="at revision 0003, which these scripts do not know"):
         restore(config, backup, confirm=lambda plan: True)
-    from bot import cli  # the task as an operator runs it, inside the error boundary
+    from bot.commands import cli  # the task as an operator runs it, inside the error boundary
 
     assert run_task(lambda: cli.restore(path=str(backup), yes=True)) == 6
     assert revision_of(any_url) == "0002" and schema(any_url) == tables

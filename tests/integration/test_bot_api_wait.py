@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from bot.errors import ExitCode
 from tests.support.commands import EventStream, run_task, spawn
 from tests.support.environment import ROOT, TOKEN, TOOLKIT_VARIABLES, clean_env, free_port, plain

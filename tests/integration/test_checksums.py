@@ -13,10 +13,11 @@ from sqlalchemy.engine import URL
 
 from bot.errors import CheckFailed, Refused
 from bot.migrate import api as migrations
-from bot.migrate import checksums, fastpath
+from bot.migrate import fastpath
+from bot.migrate.journal import checksums
+from bot.migrate.journal.repair import accept_edit
 from bot.migrate.read.overview import check, read_overview
-from bot.migrate.repair import accept_edit
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.commands import run_invoke
 from tests.support.database import query
 from tests.support.environment import clean_env, plain

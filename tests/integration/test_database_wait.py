@@ -14,7 +14,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from bot.data.waiting import is_transient
 from tests.support.commands import EventStream, run_invoke, run_task, spawn
 from tests.support.database import versions
@@ -24,11 +24,6 @@ from tests.support.proxies import DelayedProxy
 from tests.support.revisions import HEAD
 
 PASSWORD = "Sup3r-s3cret-pw"
-
-
-
-
-
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from bot.data.urls import sync_url
 from bot.errors import MigrationFailed
 from bot.migrate import api as migrations
 from bot.migrate import journal
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.database import database_state
 from tests.support.environment import ROOT
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import cli
-from bot.doctor import diagnose, raise_on_failure, render_table
+from bot.commands import cli
+from bot.commands.doctor import diagnose, raise_on_failure, render_table
 from bot.errors import CheckFailed
-from bot.settings import load_config
+from bot.settings.loading import load_config
 from tests.support.commands import run_invoke, run_task
 from tests.support.environment import TOKEN, clean_env, plain
 from tests.support.fake_telegram import FakeTelegram
@@ -93,8 +93,6 @@ def test_doctor_exits_7_exactly_when_start_would_refuse(
     assert {name: checks[name] for name in verdict} == verdict
 
 
-
-
 def test_doctor_and_the_bot_reach_the_bot_api_through_telegram_proxy(telegram: FakeTelegram) -> None:
     """With TELEGRAM_PROXY set, doctor's getMe and aiogram's getMe both go through the proxy's tunnel."""
     import asyncio
@@ -161,13 +159,13 @@ NON_DEFAULTS: dict[str, tuple[str, dict[str, str]]] = {
 
 def test_doctor_shows_every_setting_and_secrets_only_as_set(tmp_path: Path) -> None:
     """Changing any variable changes its row in doctor's table and JSON; no secret value is ever printed."""
-    from bot.doctor import Finding, render_json
-    from bot.settings import VARIABLES
+    from bot.commands.doctor import Finding, render_json
+    from bot.settings.table import SETTINGS
 
-    assert set(NON_DEFAULTS) == {variable.name for variable in VARIABLES}
+    assert set(NON_DEFAULTS) == {setting.name for setting in SETTINGS}
     findings = [Finding("database", "ok", "reachable")]
     secrets = ("pw-secret-1", "pw-secret-2", TOKEN.split(":")[1], "w3bhook-secret-value", "proxy-secret")
-    for variable in VARIABLES:
+    for variable in SETTINGS:
         value, needs = NON_DEFAULTS[variable.name]
         if variable.name.endswith("_FILE"):
             (tmp_path / variable.name).write_text(value)

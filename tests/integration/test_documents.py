@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import ast
-import json
 import re
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import cli, errors
-from bot.data.urls import describe_url, normalize_database_url
-from bot.doctor import Finding, render_json, render_table
+from bot import errors
+from bot.commands import cli
 from bot.migrate import api as migrations
 from bot.migrate.rails.backup import take_backup
 from bot.migrate.rails.guards import downgrade_guards
-from bot.paths import PROJECT_ROOT
-from bot.settings import VARIABLES, load_config
+from bot.settings.loading import load_config
 from tests.support.commands import run_task
 from tests.support.database import database_state
 from tests.support.documents import markdown_table, ticked
@@ -67,95 +63,6 @@ def test_commands_the_exit_7_row_names_do_exit_7(sqlite_url: URL, monkeypatch: p
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nothing")
     monkeypatch.setenv("DB_WAIT_TIMEOUT", "0")
     assert run_task(cli.doctor) == 7
-
-
-def readme_variables() -> list[tuple[list[str], str]]:
-    """(names, default cell) of each row of the README's variable table."""
-    rows = markdown_table(README.read_text(encoding="utf-8"), "## Configuration")
-    return [(ticked(row[0]), row[1]) for row in rows]
-
-
-def env_example_variables() -> list[str]:
-    """The variables .env.example sets or shows commented out, in order."""
-    text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    return re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)
-
-
-class RecordingEnvironment(Mapping[str, str]):
-    """An environment that remembers every name the configuration looked up."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.asked: set[str] = set()
-
-    def __getitem__(self, key: str) -> str:
-        self.asked.add(key)
-        return self.values[key]
-
-    def __contains__(self, key: object) -> bool:
-        self.asked.add(str(key))
-        return key in self.values
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-
-def test_variable_table_env_example_and_configuration_list_the_same_variables() -> None:
-    """README's table, .env.example and bot.settings.VARIABLES name the same variables, the ones load_config reads."""
-    listed = {variable.name for variable in VARIABLES}
-    in_readme = [name for names, _ in readme_variables() for name in names]
-    assert sorted(in_readme) == sorted(listed), "README's variable table"
-    assert sorted(env_example_variables()) == sorted(listed), ".env.example"
-    environment = RecordingEnvironment({})
-    load_config(environment, stderr_is_terminal=False)
-    assert environment.asked == listed, "load_config reads exactly the listed variables"
-
-
-def shown(value: object) -> str:
-    """A summary value as the README writes a default: whole numbers without .0, booleans in lower case."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def test_readme_defaults_are_what_doctor_shows_without_variables() -> None:
-    """Each single-valued default in the README table is the value doctor shows when the variable is unset."""
-    summary = load_config({}, stderr_is_terminal=False).summary()
-    keys = {variable.name: variable.shown_as for variable in VARIABLES}
-    checked = 0
-    for names, default in readme_variables():
-        values = ticked(default)
-        if len(names) != 1 or len(values) != 1 or default != f"`{values[0]}`":
-            continue
-        value = summary[keys[names[0]]]
-        if keys[names[0]] in ("backup_dir", "alembic_config"):
-            assert Path(str(value)) == PROJECT_ROOT / values[0]
-        elif keys[names[0]] == "database":
-            assert value == describe_url(normalize_database_url(values[0]))
-        else:
-            assert shown(value) == values[0], names[0]
-        checked += 1
-    assert checked >= 10, "the defaults column was not read"
-
-
-def test_doctor_and_the_start_summary_show_every_variable() -> None:
-    """Each variable's summary key is a row of doctor's table and JSON, and a field of `configuration loaded`."""
-    config = load_config({}, stderr_is_terminal=False)
-    findings = [Finding("database", "ok", "reachable")]
-    table_rows = {line.split()[0] for line in render_table(config, findings).splitlines()[1:] if line.startswith("  ")}
-    document = json.loads(render_json(config, findings))["configuration"]
-    logging_row = next(line for line in (ROOT / "docs" / "LOGGING.md").read_text(encoding="utf-8").splitlines()
-                       if line.startswith("| `configuration loaded` |"))
-    fields = set(re.findall(r"\b([a-z_]+)\b", logging_row.split("|")[4]))
-    for variable in VARIABLES:
-        assert variable.shown_as in document, variable.name
-        assert any(row == variable.shown_as or row.startswith(variable.shown_as + ".") for row in table_rows)
-    assert set(config.summary()) <= fields, "docs/LOGGING.md's `configuration loaded` row lists every field"
 
 
 ROLLBACK_MD = ROOT / "docs" / "ROLLBACK.md"

@@ -10,7 +10,8 @@ import time
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.settings import Config, load_config
+from bot.settings.config import Config
+from bot.settings.loading import load_config
 from tests.support.bots import sigterm_after, wait_until
 from tests.support.environment import TOKEN, plain
 from tests.support.fake_telegram import FakeTelegram
@@ -143,29 +144,34 @@ def test_updates_held_back_behind_a_slow_handler_are_each_handled_once(sqlite_ur
 def test_a_signal_during_start_up_is_deferred_to_a_safe_point() -> None:
     """A SIGTERM during start-up is recorded, not raised mid-import; the next safe point stops cleanly."""
     from bot.errors import Interrupted
-    from bot.startup import DeferredStop
+    from bot.signals import StopSignal
 
     before = signal.getsignal(signal.SIGTERM)
-    deferred = DeferredStop()
-    with deferred.installed():
+    stop = StopSignal()
+    with stop.recorded():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.05)  # the handler runs here and must not raise
-        assert deferred.requested() == "SIGTERM"
+        assert stop.signal_name == "SIGTERM" and stop.count == 1
         with pytest.raises(Interrupted, match="stopped by SIGTERM"):
-            deferred.check()
+            stop.check()
     assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_signal_just_before_the_runner_starts_is_not_lost(sqlite_url: URL, telegram: FakeTelegram,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """A stop handed over from start-up stops the bot before it ever polls."""
+    """A stop recorded during start-up, handed to the runner, stops the bot before it ever polls."""
+    from bot.signals import StopSignal
     from bot.telegram.runner import run_bot
 
     config = load_config({"DATABASE_URL": plain(sqlite_url), "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url})
-    run_bot(config, early_stop=lambda: "SIGTERM")
+    stop = StopSignal()
+    stop.request(signal.SIGTERM)
+    run_bot(config, stop=stop)
     assert telegram.calls_to("getUpdates") == []
-    stopped = events_named(capsys.readouterr().err, "bot stopped")[0]
+    err = capsys.readouterr().err
+    stopped = events_named(err, "bot stopped")[0]
     assert stopped["reason"] == "stopped by SIGTERM" and stopped["drained"] == 0
+    assert events_named(err, "stop requested")[0]["signal"] == "SIGTERM"
 
 
 def test_a_second_signal_cuts_the_drain_short(sqlite_url: URL, telegram: FakeTelegram,

@@ -13,7 +13,7 @@ from bot.errors import CheckFailed
 from bot.migrate import api as migrations
 from bot.migrate import journal
 from bot.migrate.read.drift import check_drift, find_drift
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.commands import run_invoke
 from tests.support.environment import clean_env, plain
 from tests.support.logs import events_named

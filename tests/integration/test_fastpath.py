@@ -16,9 +16,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from bot.data.urls import sync_url
-from bot.migrate import checksums, fastpath, journal
+from bot.migrate import fastpath, journal, manifest
 from bot.migrate.graph import steps_between
-from bot.settings import Config
+from bot.migrate.journal import checksums
+from bot.migrate.journal.origin import this_process
+from bot.settings.config import Config
 from tests.support.commands import run_invoke
 from tests.support.environment import clean_env, plain
 from tests.support.logs import events_named
@@ -67,10 +69,10 @@ def set_database(url: URL, ini: Path, revisions: tuple[str, ...], *, unfinished:
     with engine.connect() as connection:
         journal.ensure_schema(connection)
         files = checksums.files_of(checksums.scripts_of(ScriptDirectory.from_config(AlembicConfig(str(ini)))))
-        checksums.record_digest(connection, journal.origin("production"), files)
+        checksums.record_digest(connection, this_process("production"), files)
         if unfinished:
             journal.committed(connection, lambda conn: journal.insert_entry(
-                conn, kind=journal.STEP, status=journal.RUNNING, who=journal.origin("production"),
+                conn, kind=journal.STEP, status=journal.RUNNING, who=this_process("production"),
                 started_at=journal.now(), description="test", revision=revisions[0] if revisions else None,
                 direction="upgrade", transactional=False))
     engine.dispose()
@@ -104,7 +106,7 @@ def test_agrees_with_alembic_on_every_state(tmp_path: Path, sqlite_url: URL, gra
     states += [("b", "c"), ("d", "c")] if "c" in graph else [("r5", "r4")]
     for current in states:
         assert_agrees(ini, sqlite_url, current)
-    assert fastpath.manifest_path(ini).is_file()
+    assert manifest.manifest_path(ini).is_file()
 
 
 def test_revision_added_or_edited_after_the_last_run(tmp_path: Path, sqlite_url: URL) -> None:
@@ -139,15 +141,15 @@ def test_revision_added_or_edited_after_the_last_run(tmp_path: Path, sqlite_url:
 def test_graph_read_by_a_full_run_is_stored_only_for_unchanged_files(tmp_path: Path) -> None:
     """The graph a full migration read is kept for the next start, but never when a file changed meanwhile."""
     ini = make_scripts(tmp_path, LINEAR)
-    stored = fastpath.manifest_path(ini)
+    stored = manifest.manifest_path(ini)
     scripts = ScriptDirectory.from_config(AlembicConfig(str(ini)))
-    files = fastpath.snapshot(scripts, ini)
+    files = manifest.snapshot(scripts, ini)
     (tmp_path / "alembic" / "versions" / "r6_step.py").write_text(revision_file("r6", ("r5",)))
-    assert fastpath.remember(scripts, files) is None
-    assert fastpath.read_manifest(stored) is None
+    assert manifest.remember(scripts, files) is None
+    assert manifest.read_manifest(stored) is None
     scripts = ScriptDirectory.from_config(AlembicConfig(str(ini)))
-    manifest = fastpath.remember(scripts, fastpath.snapshot(scripts, ini))
-    assert manifest is not None and manifest.heads == ("r6",) and fastpath.read_manifest(stored) == manifest
+    kept = manifest.remember(scripts, manifest.snapshot(scripts, ini))
+    assert kept is not None and kept.heads == ("r6",) and manifest.read_manifest(stored) == kept
 
 
 def test_dangling_link_among_revision_files_is_fingerprinted_not_fatal(tmp_path: Path, sqlite_url: URL) -> None:
@@ -155,12 +157,12 @@ def test_dangling_link_among_revision_files_is_fingerprinted_not_fatal(tmp_path:
     ini = make_scripts(tmp_path, LINEAR)
     versions = tmp_path / "alembic" / "versions"
     (versions / "notes.txt").symlink_to(tmp_path / "missing-notes.txt")
-    manifest = fastpath.build(ini)
-    assert manifest is not None and manifest.heads == ("r5",)
+    built = manifest.build(ini)
+    assert built is not None and built.heads == ("r5",)
     Path(sqlite_url.database or "").parent.mkdir(parents=True)
     assert_agrees(ini, sqlite_url, ("r5",))
     (tmp_path / "missing-notes.txt").write_text("now there")
-    assert fastpath.fingerprint(ini, manifest.version_dirs) != manifest.fingerprint
+    assert manifest.fingerprint(ini, built.version_dirs) != built.fingerprint
 
 
 def test_manifest_missing_corrupt_or_unwritable(tmp_path: Path, sqlite_url: URL,
@@ -170,21 +172,21 @@ def test_manifest_missing_corrupt_or_unwritable(tmp_path: Path, sqlite_url: URL,
     Path(sqlite_url.database or "").parent.mkdir(parents=True)
     config = Config(database_url=sqlite_url)
     set_database(sqlite_url, ini, ("r5",))
-    manifest = fastpath.manifest_path(ini)
-    assert not manifest.exists()
+    stored = manifest.manifest_path(ini)
+    assert not stored.exists()
     assert fastpath.at_head(config, ini=ini) == ("r5",)
-    assert json.loads(manifest.read_text())["heads"] == ["r5"]
+    assert json.loads(stored.read_text())["heads"] == ["r5"]
 
-    manifest.write_text("{not json")
+    stored.write_text("{not json")
     assert fastpath.at_head(config, ini=ini) == ("r5",)
-    assert json.loads(manifest.read_text())["heads"] == ["r5"]
+    assert json.loads(stored.read_text())["heads"] == ["r5"]
 
-    manifest.write_text(json.dumps({"fingerprint": {}, "heads": ["r5"]}))  # ours once, now incomplete
+    stored.write_text(json.dumps({"fingerprint": {}, "heads": ["r5"]}))  # ours once, now incomplete
     assert fastpath.at_head(config, ini=ini) == ("r5",)
 
-    manifest.unlink()
-    manifest.parent.rmdir()
-    manifest.parent.write_text("a file where the cache folder should be")  # any OSError: read-only image alike
+    stored.unlink()
+    stored.parent.rmdir()
+    stored.parent.write_text("a file where the cache folder should be")  # any OSError: read-only image alike
     capsys.readouterr()
     assert fastpath.at_head(config, ini=ini) == ("r5",)
     assert events_named(capsys.readouterr().err, "revision manifest not written")
@@ -223,8 +225,8 @@ def test_noop_migrate_and_start_check_never_import_alembic(project: Path, tmp_pa
     env = clean_env(DATABASE_URL=plain(URL.create("sqlite", database=str(tmp_path / "bot.db"))), LOG_FORMAT="json",
                     PYTHONPYCACHEPREFIX=str(sys.pycache_prefix))  # where this process looks for the manifest too
     assert run_invoke(project, "migrate", env=env).returncode == 0
-    assert fastpath.read_manifest(fastpath.manifest_path(project / "alembic.ini")) is not None
-    probe = ("import sys; from bot.boundary import run; from bot.migrate.api import run_migrations_if_needed;"
+    assert manifest.read_manifest(manifest.manifest_path(project / "alembic.ini")) is not None
+    probe = ("import sys; from bot.commands.boundary import run; from bot.migrate.api import run_migrations_if_needed;"
              "run(run_migrations_if_needed);"
              "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('alembic', 'aiogram'))}),"
              "'sqlalchemy.ext.asyncio' in sys.modules)")

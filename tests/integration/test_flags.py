@@ -13,7 +13,7 @@ import pytest
 from invoke import Collection, Program
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from tests.support.commands import run_invoke, run_task
 from tests.support.environment import clean_env, plain
 from tests.support.logs import json_lines

@@ -14,10 +14,10 @@ from aiogram import Bot
 from sqlalchemy.engine import URL
 
 from bot.errors import ConfigError
-from bot.settings import load_config
-from bot.telegram.health import RuntimeState
-from bot.telegram.metrics import BotMetrics
-from bot.telegram.pacing import FloodControl
+from bot.settings.loading import load_config
+from bot.telegram.listener.health import RuntimeState
+from bot.telegram.listener.metrics import BotMetrics
+from bot.telegram.outbound.pacing import FloodControl
 from tests.support.bots import in_process_bot, metric_value, run_in_thread, scrape_metrics
 from tests.support.environment import TOKEN, free_port
 from tests.support.fake_telegram import FakeTelegram
@@ -133,7 +133,7 @@ def test_groups_get_their_own_slower_bucket_and_pacing_can_be_turned_off(telegra
 def test_admin_notices_go_through_the_same_flood_control(telegram: FakeTelegram,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """A notice answered 429 retry_after 1 reaches both admins after the wait, through the bot's own session."""
-    from bot.telegram.notices import Notices
+    from bot.telegram.outbound.notices import Notices
 
     config = load_config({"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url, "ADMIN_IDS": "11,22"})
     telegram.throttle("sendMessage", retry_after=1)

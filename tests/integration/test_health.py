@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import URL
 
-from bot.telegram.health import Check, RuntimeState, add_health_routes
+from bot.telegram.listener.health import Check, RuntimeState, add_health_routes
 from tests.support.bots import Replica, http_json, wait_until
 from tests.support.environment import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.support.fake_telegram import FakeTelegram

@@ -16,15 +16,17 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
 import bot
-from bot import cli
+from bot.commands import cli
 from bot.data.models import Base
 from bot.data.urls import sync_url
 from bot.errors import Refused
 from bot.migrate import api as migrations
 from bot.migrate import journal
 from bot.migrate.graph import TOOLKIT_TABLES, context_options, include_name
+from bot.migrate.journal.origin import git_commit, this_process
 from bot.migrate.read import overview
-from bot.settings import Config, load_config
+from bot.settings.config import Config
+from bot.settings.loading import load_config
 from tests.support.commands import run_task
 from tests.support.database import query as execute
 from tests.support.environment import plain
@@ -173,7 +175,7 @@ def test_journal_schema_is_versioned(sqlite_url: URL, sync_engine: sa.Engine, mo
 def test_unfinished_query_and_events_api(sqlite_url: URL, sync_engine: sa.Engine) -> None:
     """record_event writes non-step entries; unfinished() runs on a DB-API and a Core connection alike."""
     migrations.upgrade(config_for(sqlite_url), to="0002")
-    who = journal.origin("production")
+    who = this_process("production")
     with sync_engine.connect() as connection:
         event_id = journal.record_event(connection, "backup", who=who, description="before migrate",
                                         details={"file": "backups/x.sql.gz", "bytes": 1234},
@@ -203,7 +205,7 @@ def test_error_summaries_hold_no_secrets_and_toolkit_tables_are_not_drift() -> N
     assert len(journal.sanitize("x" * 2000)) == journal.ERROR_LIMIT
     assert {journal.JOURNAL_TABLE, journal.SCHEMA_TABLE} <= TOOLKIT_TABLES
     assert not include_name(journal.JOURNAL_TABLE, "table", {})
-    assert journal._git_commit(Path("/nonexistent/.git")) is None
+    assert git_commit(Path("/nonexistent/.git")) is None
 
 
 def test_step_rows_commit_in_the_steps_own_transaction(any_url: URL, sync_engine: sa.Engine) -> None:

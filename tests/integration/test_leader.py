@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.settings import load_config
-from bot.telegram.health import RuntimeState
-from bot.telegram.leader import LeaderElection
+from bot.settings.loading import load_config
+from bot.telegram.listener.health import RuntimeState
+from bot.telegram.polling.leader import LeaderElection
 from tests.support.bots import Replica, http_json, metric_value, scrape_metrics, sigterm_after, wait_until
 from tests.support.environment import PG_ADMIN, TOKEN, clean_env, free_port, plain
 from tests.support.fake_telegram import FakeTelegram
@@ -214,4 +214,3 @@ def test_a_foreign_poller_gives_one_clear_conflict_error(sqlite_url: URL, telegr
     assert len(conflicts) == 1, "repeated at most every 30 s, not on every retry"
     assert conflicts[0]["level"] == "error" and "Conflict" in conflicts[0]["description"]
     assert "another process polls this token" in conflicts[0]["fix"]
-

@@ -18,9 +18,9 @@ from sqlalchemy.engine import URL
 
 from bot import __version__
 from bot.logs import configure_logging
-from bot.settings import load_config
-from bot.telegram.health import Check, RuntimeState, add_health_routes
-from bot.telegram.metrics import BotMetrics
+from bot.settings.loading import load_config
+from bot.telegram.listener.health import Check, RuntimeState, add_health_routes
+from bot.telegram.listener.metrics import BotMetrics
 from tests.support.bots import (
     http_json,
     in_process_webhook_bot,

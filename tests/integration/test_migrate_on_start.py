@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.errors import Refused
-from bot.settings import load_config
+from bot.settings.loading import load_config
 from tests.support.environment import TOKEN, plain
 from tests.support.logs import events_named
 from tests.support.revisions import HEAD, SHIPPED

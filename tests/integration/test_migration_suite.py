@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, Engine
 
 from bot.data.urls import sync_url
 from bot.migrate.graph import alembic_config as toolkit_alembic_config
-from bot.settings import Config
+from bot.settings.config import Config
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

@@ -9,13 +9,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from bot.data.engine import ensure_sqlite_folder
 from bot.data.urls import sync_url
 from bot.errors import ConfigError, Refused
 from bot.migrate import api as migrations
 from bot.migrate.graph import TOOLKIT_TABLES
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.database import database_state, revision_list, versions
 from tests.support.database import query as execute
 from tests.support.environment import plain
@@ -32,7 +32,6 @@ def inspect_schema(url: URL) -> dict[str, set[str]]:
                 for table in inspector.get_table_names() if table not in TOOLKIT_TABLES}
     finally:
         engine.dispose()
-
 
 
 def test_full_lifecycle_keeps_data_where_it_should(any_url: URL) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from tests.support.commands import run_invoke, run_task
 from tests.support.database import revision_of
 from tests.support.environment import clean_env, plain

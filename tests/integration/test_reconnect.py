@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.migrate import api as migrations
-from bot.settings import load_config
+from bot.settings.loading import load_config
 from tests.support.database import query
 from tests.support.environment import TOKEN, plain
 from tests.support.fake_telegram import FakeTelegram
@@ -43,7 +43,8 @@ async def exchange(telegram: FakeTelegram, user_id: int, name: str) -> None:
 def test_bot_answers_after_its_database_connections_are_killed(backend: str, request: pytest.FixtureRequest,
                                                                telegram: FakeTelegram) -> None:
     """After pg_terminate_backend / KILL of all its sessions, the next update is still served and stored."""
-    from bot.telegram.runner import Stopper, serve
+    from bot.signals import StopSignal
+    from bot.telegram.runner import serve
 
     url: URL = request.getfixturevalue(backend)
     config = load_config({"ENV": "production", "DATABASE_URL": plain(url), "BOT_TOKEN": TOKEN,
@@ -51,15 +52,15 @@ def test_bot_answers_after_its_database_connections_are_killed(backend: str, req
     migrations.upgrade(config)
 
     async def scenario() -> int:
-        stopper = Stopper()
-        bot = asyncio.create_task(serve(config, stopper=stopper))
+        stop = StopSignal()
+        bot = asyncio.create_task(serve(config, stop))
         try:
             await asyncio.to_thread(telegram.wait_for, "getUpdates", token=TOKEN, timeout=30)
             await exchange(telegram, 501, "Before")
             killed = kill_other_sessions(url)
             await exchange(telegram, 502, "After")
         finally:
-            stopper.event.set()
+            stop.drain.set()
             await asyncio.wait_for(bot, 20)
         return killed
 

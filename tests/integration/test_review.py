@@ -15,9 +15,11 @@ from bot.migrate import journal
 from bot.migrate.review import parsers
 from bot.migrate.review.checker import sql_for_parser
 from bot.migrate.review.parsers import read_sql
-from bot.migrate.review.rules import RULES, ColumnFacts, safe_type_change
+from bot.migrate.review.rules import RULES
+from bot.migrate.review.situation import ColumnFacts
 from bot.migrate.review.statements import ColumnType
-from bot.settings import Config
+from bot.migrate.review.type_changes import safe_type_change
+from bot.settings.config import Config
 from tests.support.commands import run_invoke
 from tests.support.database import database_state, query, schema, sync_engine, versions
 from tests.support.environment import ROOT, TOKEN, clean_env, plain
@@ -244,7 +246,7 @@ def test_review_command_reports_pending_findings_and_exits_7(project: Path, post
 
 def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """`invoke start --allow-destructive` gives the startup sequence a config that lets unacknowledged findings by."""
-    from bot import cli
+    from bot.commands import cli
 
     seen: list[Config] = []
     monkeypatch.setattr(cli, "start_bot", seen.append)

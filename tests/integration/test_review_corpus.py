@@ -18,7 +18,7 @@ from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.checker import COLLECT, Review
 from bot.migrate.review.offline import check_offline
 from bot.migrate.review.rules import RULES
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.database import schema, versions
 from tests.support.review_corpus import APPLIES, BACKENDS, CASES, FAILS, Case
 from tests.support.revisions import HEAD, NEXT, revision_source, revisions_folder

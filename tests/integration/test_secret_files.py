@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.errors import ConfigError
-from bot.settings import load_config
+from bot.settings.loading import load_config
 from tests.support.commands import run_invoke
 from tests.support.environment import TOKEN, clean_env, plain
 from tests.support.logs import events_named

@@ -12,7 +12,7 @@ from bot.data.urls import sync_url
 from bot.errors import ConfigError
 from bot.migrate import api as migrations
 from bot.migrate.read.preview import render_sql
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.commands import run_invoke
 from tests.support.database import database_state
 from tests.support.environment import clean_env, plain

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from bot import cli
+from bot.commands import cli
 from bot.data.engine import create_engine
 from bot.data.urls import normalize_database_url
 from bot.errors import ConfigError

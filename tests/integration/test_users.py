@@ -16,7 +16,7 @@ from bot.data.engine import create_engine
 from bot.data.models import User
 from bot.data.users import find_user, record_message, register_user
 from bot.migrate import api as migrations
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.database import query
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.settings import load_config
+from bot.settings.loading import load_config
 from tests.support.bots import http_json, in_process_webhook_bot, message_update, post_update, run_in_thread
 from tests.support.environment import TOKEN, free_port, plain
 from tests.support.fake_telegram import FakeTelegram

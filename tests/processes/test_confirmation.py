@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 
 from bot.migrate import api as migrations
 from bot.migrate.rails.backup import take_backup
-from bot.settings import Config
+from bot.settings.config import Config
 from tests.support.commands import run_invoke
 from tests.support.database import revision_of
 from tests.support.environment import clean_env, plain

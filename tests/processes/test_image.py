@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.probe import liveness_url
-from bot.telegram.health import Check, RuntimeState, add_health_routes
+from bot.telegram.listener.health import Check, RuntimeState, add_health_routes
 from tests.support.environment import ROOT, clean_env, free_port
 
 

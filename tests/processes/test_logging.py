@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from bot.logs import configure_logging, get_logger, register_secrets
+from bot.logs import configure_logging, get_logger
+from bot.redact import register
 from tests.support.commands import run_invoke
 from tests.support.environment import TOKEN, clean_env, plain
 from tests.support.logs import events_named, json_lines
@@ -71,7 +72,7 @@ def test_setup_is_idempotent_and_redacts(capsys: pytest.CaptureFixture[str]) -> 
     configure_logging("INFO", "json")
     ours = [h for h in logging.getLogger().handlers if h.get_name() == "bot-toolkit"]
     assert len(ours) == 1
-    register_secrets(["hunter2-secret"])
+    register(["hunter2-secret"])
     get_logger("bot.test").info("token seen", value="x hunter2-secret y")
     logging.getLogger("alembic.runtime.migration").warning("url has hunter2-secret inside")
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]

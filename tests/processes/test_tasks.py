@@ -110,7 +110,7 @@ def test_autogenerate_finds_no_difference_at_head(project: Path) -> None:
 @pytest.mark.slow
 def test_tasks_that_do_not_start_the_bot_never_import_aiogram(project: Path) -> None:
     """Running migrate and status leaves aiogram unimported."""
-    code = ("import sys, tasks; from bot import cli; "
+    code = ("import sys, tasks; from bot.commands import cli; "
             "cli.migrate(); cli.status(); assert 'aiogram' not in sys.modules, 'aiogram was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=project, env=clean_env(), capture_output=True,
                             text=True, timeout=60)

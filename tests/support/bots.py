@@ -19,7 +19,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
-from bot.settings import Config, load_config
+from bot.settings.config import Config
+from bot.settings.loading import load_config
 from tests.support.environment import TOKEN, free_port, plain
 from tests.support.fake_telegram import FakeTelegram
 

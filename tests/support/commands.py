@@ -13,7 +13,7 @@ from typing import Any
 
 
 def run_task(task: Callable[[], None]) -> int:
-    """Run a task function of bot.cli inside its error boundary, in this process; return its exit code."""
+    """Run a task function of bot.commands.cli inside its error boundary, in this process; return its exit code."""
     try:
         task()
     except SystemExit as stop:

@@ -11,7 +11,7 @@ from bot.data.engine import connect_options
 from bot.data.urls import sync_url
 from bot.migrate.plan import RevisionInfo, Status
 from bot.migrate.read.overview import read_overview
-from bot.settings import Config
+from bot.settings.config import Config
 
 
 def sync_engine(url: URL) -> sa.Engine:

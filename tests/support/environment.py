@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import socket
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from bot.paths import PROJECT_ROOT as ROOT
-from bot.settings import SECRET_FILE_VARIABLES, VARIABLES
+from bot.settings.table import SETTINGS
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -24,7 +23,7 @@ PG_ADMIN = dict(host="127.0.0.1", port=5432, user=os.environ.get("TEST_PG_USER",
 MARIADB_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="")
 
 
-TOOLKIT_VARIABLES = tuple(variable.name for variable in VARIABLES)
+TOOLKIT_VARIABLES = tuple(setting.name for setting in SETTINGS)
 
 
 TOKEN = "123456789:AAH1testtokenvalue-abcdefghijklmnop"
@@ -56,17 +55,6 @@ def clean_env(**variables: str) -> dict[str, str]:
     env.update(variables)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def variables_the_code_reads() -> set[str]:
-    """Every variable name load_config reads: literal names passed with `environ`, plus each secret's NAME_FILE."""
-    tree = ast.parse((ROOT / "bot" / "settings.py").read_text())
-    names = {f"{name}_FILE" for name in SECRET_FILE_VARIABLES} | set(SECRET_FILE_VARIABLES)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) \
-                and node.args[0].id == "environ" and isinstance(node.args[1], ast.Constant):
-            names.add(str(node.args[1].value))
-    return names
 
 
 def python_interpreter(version: str) -> Path | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.migrate.graph import scripts_of
 from bot.paths import PROJECT_ROOT as ROOT
-from bot.settings import Config
+from bot.settings.config import Config
 
 
 def shipped_revisions() -> tuple[str, ...]:

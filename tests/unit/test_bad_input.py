@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot import cli, paths
+from bot import paths
+from bot.commands import cli
 from tests.support.environment import IN_CI, TOOLKIT_VARIABLES, clean_env, free_port
 
 SECRET_LETTERS = "QXJKVW"

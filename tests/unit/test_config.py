@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli, paths
+from bot import paths
+from bot.commands import cli
 from bot.errors import ConfigError, ExitCode
 from bot.paths import DEFAULT_SQLITE_FILE, PROJECT_ROOT
-from bot.settings import Config, Secret, load_config, load_env_file, mask_token
+from bot.redact import Secret
+from bot.settings.config import Config
+from bot.settings.loading import load_config, load_env_file
+from bot.settings.table import mask_token
 from tests.support.commands import run_invoke, run_task
 from tests.support.environment import clean_env
 from tests.support.logs import json_lines

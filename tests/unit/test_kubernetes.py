@@ -16,12 +16,12 @@ from aiohttp import web
 from sqlalchemy.engine import URL
 
 from bot.errors import ExitCode
-from bot.settings import load_config
-from bot.telegram.health import LIVENESS_PATHS, READINESS_PATH, Check, RuntimeState, add_health_routes
-from bot.telegram.notify import NOTIFY_TIMEOUT
+from bot.settings.loading import load_config
+from bot.telegram.listener.health import LIVENESS_PATHS, READINESS_PATH, Check, RuntimeState, add_health_routes
+from bot.telegram.outbound.notify import NOTIFY_TIMEOUT
 from tests.support.commands import EventStream
 from tests.support.database import revision_of
-from tests.support.environment import ROOT, TOKEN, clean_env, plain, variables_the_code_reads
+from tests.support.environment import ROOT, TOKEN, TOOLKIT_VARIABLES, clean_env, plain
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 # The oldest Kubernetes release still commonly run, and the newest kubernetes-validate knows.
@@ -103,7 +103,7 @@ def test_probes_ports_and_variables_match_what_the_bot_serves_and_reads() -> Non
         get = bot[probe]["httpGet"]
         assert get["path"] in expected and get["path"] in routes, (probe, get)
         assert ports[get["port"]] == int(config_data("bot-config")["HEALTH_PORT"])
-    known = variables_the_code_reads()
+    known = set(TOOLKIT_VARIABLES)
     for names in (("bot-config",), ("bot-config", "bot-webhook")):
         assert set(config_data(*names)) <= known, sorted(set(config_data(*names)) - known)
     # The *_FILE paths are checked against the secret volume in the next test.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import load_config
-from bot.telegram.notify import notify_admins
+from bot.settings.loading import load_config
+from bot.telegram.outbound.notify import notify_admins
 from tests.support.commands import run_invoke
 from tests.support.environment import TOKEN, clean_env
 from tests.support.fake_telegram import FakeTelegram

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.migrate.recorder import RemainingEstimate
+from bot.migrate.journal.recorder import RemainingEstimate
 
 
 def test_known_durations_come_from_the_journal_and_unknown_ones_from_the_run_average() -> None:

@@ -31,7 +31,7 @@ from bot.migrate.rails.tools import (
     postgres_environment,
     run_tool,
 )
-from bot.settings import Config
+from bot.settings.config import Config
 
 log = get_logger("bot.backup")
 

@@ -17,8 +17,9 @@ from bot.data.waiting import LOCK_WAIT_CODES, error_codes
 from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate import journal
+from bot.migrate.journal.origin import this_process
 from bot.migrate.rails.backup import take_backup
-from bot.settings import Config
+from bot.settings.config import Config
 
 if TYPE_CHECKING:
     from bot.migrate.plan import Plan
@@ -74,7 +75,7 @@ def record(connection: Connection, config: Config, kind: str, description: str, 
            success: bool, details: dict[str, object] | None = None, error: str | None = None,
            revision: str | None = None) -> None:
     """Journal a review, backup or restore on the caller's connection."""
-    journal.record_event(connection, kind, who=journal.origin(config.env), description=description,
+    journal.record_event(connection, kind, who=this_process(config.env), description=description,
                          started_at=started, success=success, error=error, details=details,
                          revision=revision, secrets=config.secrets())
 

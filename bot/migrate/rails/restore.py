@@ -31,12 +31,14 @@ from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.logs import get_logger
 from bot.migrate import journal
 from bot.migrate.graph import TOOLKIT_TABLES, current_heads, known, scripts_of
+from bot.migrate.journal import settle
+from bot.migrate.journal.origin import Origin
 from bot.migrate.plan import Confirm
 from bot.migrate.rails.backup import backup_kind, open_backup, take_backup, verify_backup
 from bot.migrate.rails.tools import MYSQL_BACKENDS, find_tool, mysql_option_file, postgres_environment, run_tool
 from bot.migrate.session import locked
-from bot.settings import Config
-from bot.signals import ShutdownGuard, run_guarded
+from bot.settings.config import Config
+from bot.signals import StopSignal, run_guarded
 
 log = get_logger("bot.restore")
 
@@ -75,7 +77,7 @@ def restore(config: Config, path: Path, *, confirm: Confirm | None = None, backu
     if unknown:
         raise Refused(f"the backup {path.name} is at revision {', '.join(unknown)}, which these scripts do not know",
                       "after the restore nothing could migrate or start", "restore it with the code of that release")
-    return run_guarded(lambda guard: _restore_async(config, path, kind, revision, confirm, backup_first, guard))
+    return run_guarded(lambda stop: _restore_async(config, path, kind, revision, confirm, backup_first, stop))
 
 
 def _existing(path: Path) -> Path:
@@ -191,7 +193,7 @@ def backup_tables(path: Path, kind: str) -> set[str] | None:
 
 
 async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[str, ...], confirm: Confirm | None,
-                         backup_first: bool, guard: ShutdownGuard) -> RestoreReport:
+                         backup_first: bool, stop: StopSignal) -> RestoreReport:
     """Lock, confirm, safety backup, restore, put the journal back, journal the restore."""
     url = config.database_url
     async with locked(config) as session:
@@ -208,26 +210,24 @@ async def _restore_async(config: Config, path: Path, kind: str, revision: tuple[
         kept = await connection.run_sync(_snapshot)
         await connection.rollback()
         log.info("restore starting", database=where(url), path=str(path), revision="+".join(revision) or None)
-        guard.enter_critical()
-        try:
-            await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
-        except MigrationFailed as error:
-            # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
-            await connection.run_sync(_put_back, kept)
-            await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
-            raise
-        else:
-            await connection.run_sync(_drop_orphans, kind, path, existing)
-            await connection.run_sync(_put_back, kept)
-        finally:
-            guard.leave_critical()
+        with stop.step():
+            try:
+                await asyncio.to_thread(_run_restore, url, path, kind, safety, config.ddl_lock_timeout)
+            except MigrationFailed as error:
+                # MariaDB may have replaced the journal table before failing: give it its rows back, then say so.
+                await connection.run_sync(_put_back, kept)
+                await connection.run_sync(_journal_failure, config, who, path, safety, started_at, error)
+                raise
+            else:
+                await connection.run_sync(_drop_orphans, kind, path, existing)
+                await connection.run_sync(_put_back, kept)
         after = await connection.run_sync(current_heads)
         duration = (time.perf_counter() - started) * 1000
         await connection.run_sync(_journal, config, who, path, before, after, safety, started_at)
         log.info("restore complete", database=where(url), path=str(path), before=list(before),
                  revision=",".join(after) or None, duration_ms=round(duration, 1),
                  safety_backup=str(safety) if safety else None)
-        guard.raise_if_requested()
+        stop.check()
         return RestoreReport(path, before, after, safety, duration)
 
 
@@ -360,7 +360,7 @@ def _advance_sequence(connection: Connection, table: Table) -> None:
                                {"sequence": sequence, "value": highest or 1, "called": highest is not None})
 
 
-def _journal_failure(connection: Connection, config: Config, who: journal.Origin, path: Path,
+def _journal_failure(connection: Connection, config: Config, who: Origin, path: Path,
                      safety: Path | None, started_at: Any, error: MigrationFailed) -> None:
     """Record a restore that failed, with what state it left."""
     journal.record_event(connection, RESTORE, who=who, description=f"restore from {path.name} failed",
@@ -368,7 +368,7 @@ def _journal_failure(connection: Connection, config: Config, who: journal.Origin
                          details={"path": str(path), "safety_backup": str(safety) if safety else None})
 
 
-def _journal(connection: Connection, config: Config, who: journal.Origin, path: Path, before: tuple[str, ...],
+def _journal(connection: Connection, config: Config, who: Origin, path: Path, before: tuple[str, ...],
              after: tuple[str, ...], safety: Path | None, started_at: Any) -> None:
     """Record the restore, and let it resolve any half-applied entry (the backup replaced that state)."""
     entry = journal.record_event(
@@ -376,6 +376,6 @@ def _journal(connection: Connection, config: Config, who: journal.Origin, path: 
         revision="+".join(after) or None, secrets=config.secrets(),
         details={"path": str(path), "before": list(before), "after": list(after),
                  "safety_backup": str(safety) if safety else None})
-    resolved = journal.committed(connection, lambda conn: journal.resolve(conn, entry))
+    resolved = journal.committed(connection, lambda conn: settle.resolve(conn, entry))
     if resolved:
         log.info("journal entries resolved by restore", entries=resolved)

@@ -13,14 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from bot.commands.output import print_result
 from bot.data.models import Base
 from bot.data.urls import where
 from bot.errors import CheckFailed
 from bot.logs import get_logger
 from bot.migrate.graph import current_heads, include_name
 from bot.migrate.session import read_on_connection
-from bot.output import print_result
-from bot.settings import Config
+from bot.settings.config import Config
 
 log = get_logger("bot.drift")
 

@@ -20,10 +20,11 @@ from bot.data.presence import require_existing_database, sqlite_file_missing
 from bot.data.urls import where
 from bot.data.waiting import open_connection
 from bot.errors import CheckFailed, LockTimeout
-from bot.migrate import checksums, journal
+from bot.migrate import journal
 from bot.migrate.graph import alembic_config, applied_revisions, current_heads, history_of, load_scripts, status_of
+from bot.migrate.journal import checksums, settle
 from bot.migrate.plan import RevisionInfo, Status
-from bot.settings import Config
+from bot.settings.config import Config
 from bot.signals import run_guarded
 
 APPLIED = "applied"
@@ -101,7 +102,7 @@ def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview
                          lock_free)
         return replace(found, edited=tuple(edited))
 
-    return run_guarded(lambda guard: read())
+    return run_guarded(lambda _stop: read())
 
 
 def check(overview: Overview) -> None:
@@ -199,7 +200,7 @@ def _combine(location: str, state: Status, infos: list[RevisionInfo], version: i
              rows: list[journal.Entry], lock_free: bool) -> Overview:
     """Give every revision its word from alembic_version and the journal."""
     open_rows = [entry for entry in reversed(rows) if entry.status in journal.UNFINISHED and entry.resolved_by is None]
-    half = journal.half_applied_now(open_rows, lock_free)
+    half = settle.half_applied_now(open_rows, lock_free)
     open_steps = [_current_step(entry, rows) if entry.kind == journal.RUN else entry
                   for entry in open_rows if entry.status == journal.RUNNING]
     in_progress = [] if lock_free else [entry for entry in open_steps if entry is not None]
@@ -219,7 +220,7 @@ def _combine(location: str, state: Status, infos: list[RevisionInfo], version: i
 
 def _current_step(run: journal.Entry, rows: list[journal.Entry]) -> journal.Entry | None:
     """An open run row narrowed to the step it is in (or died in), or None when that step has a row of its own."""
-    step = journal.interrupted_step(run, rows)
+    step = settle.interrupted_step(run, rows)
     return None if step is None else replace(run, details=None, **step)
 
 

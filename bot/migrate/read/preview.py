@@ -19,7 +19,7 @@ from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate.graph import alembic_config, current_heads, load_scripts, plan_steps, planned
 from bot.migrate.session import read_on_connection
-from bot.settings import Config
+from bot.settings.config import Config
 
 log = get_logger("bot.preview")
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.data.engine import INTERNAL
 from bot.migrate.review import parsers
 from bot.migrate.review import statements as st
-from bot.migrate.review.rules import VOLATILE_FUNCTIONS, ColumnFacts
+from bot.migrate.review.situation import VOLATILE_FUNCTIONS, ColumnFacts
 from bot.migrate.review.statements import Action, TableName
 
 Pause = Callable[[], AbstractContextManager[None]]
@@ -175,5 +175,3 @@ class Catalog:
 def _facts(spec: st.ColumnSpec) -> ColumnFacts:
     assert spec.type is not None
     return ColumnFacts(spec.type, not spec.not_null)
-
-

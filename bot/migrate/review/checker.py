@@ -29,10 +29,11 @@ from sqlalchemy.sql.expression import UpdateBase
 from bot.data.engine import INTERNAL
 from bot.errors import Refused
 from bot.logs import get_logger
-from bot.migrate.review import parsers, rules
+from bot.migrate.review import judges, parsers, rules
 from bot.migrate.review import statements as st
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.rules import ADVICE, Finding
+from bot.migrate.review.situation import TABLE_REBUILD_PREFIX, ColumnFacts
 from bot.migrate.review.statements import Action, ParsedStatements, TableName
 
 log = get_logger("bot.review")
@@ -222,7 +223,7 @@ class Review:
                                for action in parsed.actions())
         found = []
         for action in parsed.actions():
-            for finding in rules.judge(action, self):
+            for finding in judges.judge(action, self):
                 found.append(self._decide(finding))
             self._remember(action)
         return found
@@ -266,7 +267,7 @@ class Review:
         if action.kind == st.CREATE_TABLE and action.table is not None:
             self.created.add(self._key(action.table))
         elif action.kind == st.RENAME_TABLE and action.table is not None and action.new_table is not None:
-            if action.table.name.startswith(rules.TABLE_REBUILD_PREFIX):  # the rebuilt copy takes the name back
+            if action.table.name.startswith(TABLE_REBUILD_PREFIX):  # the rebuilt copy takes the name back
                 self.created.discard(self._key(action.table))
                 self.rebuilt.discard(self._key(action.new_table))
             elif self._key(action.table) in self.created:
@@ -277,15 +278,15 @@ class Review:
         elif action.kind == st.CREATE_INDEX and action.name:
             self.created_indexes.add(action.name)
         elif action.kind == st.INSERT and action.table is not None and \
-                action.table.name.startswith(rules.TABLE_REBUILD_PREFIX):
+                action.table.name.startswith(TABLE_REBUILD_PREFIX):
             self.rebuilt.add(self._key(TableName(action.table.schema,
-                                                 action.table.name.removeprefix(rules.TABLE_REBUILD_PREFIX))))
+                                                 action.table.name.removeprefix(TABLE_REBUILD_PREFIX))))
         self.catalog.apply(action)
 
     def _key(self, table: TableName) -> tuple[str, str]:
         return (table.schema or self.catalog.default_schema, table.name)
 
-    # -- rules.Situation ----------------------------------------------------------------------------------
+    # -- situation.Situation ----------------------------------------------------------------------------------
 
     @property
     def server_version(self) -> tuple[int, ...]:
@@ -308,11 +309,11 @@ class Review:
         """The current statement runs inside a transaction block."""
         return self._in_transaction
 
-    def column(self, table: TableName, column: str) -> rules.ColumnFacts | None:
+    def column(self, table: TableName, column: str) -> ColumnFacts | None:
         """The column as the schema has it right now."""
         return self.catalog.column(table, column)
 
-    def columns(self, table: TableName) -> dict[str, rules.ColumnFacts] | None:
+    def columns(self, table: TableName) -> dict[str, ColumnFacts] | None:
         """Every column of a table as the schema has it right now."""
         return self.catalog.columns(table)
 

@@ -28,7 +28,7 @@ from bot.migrate.graph import alembic_config, current_heads, load_scripts, steps
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.checker import COLLECT, REPORTED, Review, Verdict
 from bot.migrate.session import read_on_connection
-from bot.settings import Config
+from bot.settings.config import Config
 
 log = get_logger("bot.review")
 

@@ -24,7 +24,8 @@ from aiogram.exceptions import (
 from bot.errors import BotApiUnreachable, ConfigError
 from bot.logs import get_logger
 from bot.resolution import unresolvable
-from bot.settings import TELEGRAM_API_DEFAULT, Config
+from bot.settings.config import Config
+from bot.settings.table import TELEGRAM_API_DEFAULT
 
 log = get_logger("bot.telegram")
 

@@ -18,7 +18,7 @@ from aiogram.methods.base import Response, TelegramType
 from aiolimiter import AsyncLimiter
 
 from bot.logs import get_logger, mark_logged
-from bot.telegram.metrics import BotMetrics
+from bot.telegram.listener.metrics import BotMetrics
 
 log = get_logger("bot.telegram.pacing")
 

@@ -16,8 +16,8 @@ from bot.data.lock import database_lock
 from bot.data.waiting import reason
 from bot.errors import LockTimeout
 from bot.logs import get_logger
-from bot.settings import Config
-from bot.telegram.health import RuntimeState
+from bot.settings.config import Config
+from bot.telegram.listener.health import RuntimeState
 
 log = get_logger("bot.telegram.leader")
 

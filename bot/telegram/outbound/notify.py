@@ -7,9 +7,10 @@ import time
 
 from bot import __version__
 from bot.errors import ToolkitError
-from bot.logs import get_logger, redact
-from bot.settings import Config
-from bot.telegram.botapi import BotApiError, call
+from bot.logs import get_logger
+from bot.redact import redact
+from bot.settings.config import Config
+from bot.telegram.outbound.botapi import BotApiError, call
 
 log = get_logger("bot.telegram.notify")
 
@@ -73,6 +74,3 @@ def migration_failed_text(error: ToolkitError) -> str:
 def alert_migration_failed(config: Config, error: ToolkitError) -> None:
     """The fail-fast alert: one bounded attempt, then the caller exits 4 whatever happened."""
     notify_admins(config, "migration failed", migration_failed_text(error))
-
-
-

@@ -7,10 +7,11 @@ import asyncio
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
-from bot.logs import get_logger, redact
-from bot.settings import Config
-from bot.telegram.notify import NOTIFY_TIMEOUT
-from bot.telegram.notify import enabled as notices_enabled
+from bot.logs import get_logger
+from bot.redact import redact
+from bot.settings.config import Config
+from bot.telegram.outbound.notify import NOTIFY_TIMEOUT
+from bot.telegram.outbound.notify import enabled as notices_enabled
 
 log = get_logger("bot.telegram.notify")
 

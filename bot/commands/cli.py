@@ -7,17 +7,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bot.boundary import run
-from bot.confirm import confirmation
-from bot.doctor import diagnose, raise_on_failure, render_json, render_table
+from bot.commands.boundary import run
+from bot.commands.confirm import confirmation
+from bot.commands.doctor import diagnose, raise_on_failure, render_json, render_table
+from bot.commands.flags import revision_target, whole_number
+from bot.commands.output import print_result
 from bot.errors import ConfigError, MigrationFailed, Refused
-from bot.flags import revision_target, whole_number
 from bot.migrate import api as migrations
 from bot.migrate.rails.guards import downgrade_guards
-from bot.output import print_result
-from bot.settings import Config
+from bot.settings.config import Config
 from bot.startup import start as start_bot
-from bot.telegram.notify import alert_migration_failed
+from bot.telegram.outbound.notify import alert_migration_failed
 
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False,
@@ -127,14 +127,14 @@ def status(as_json: bool = False, check: bool = False) -> None:
 
 def stamp(to: str, yes: bool = False) -> None:
     """Set the database's revision by hand after repairing a half-applied one; always asks first."""
-    from bot.migrate.repair import stamp as stamp_database  # loads Alembic: off migrate's at-head path
+    from bot.migrate.journal.repair import stamp as stamp_database  # loads Alembic: off migrate's at-head path
 
     run(lambda config: stamp_database(config, revision_target(to) or to, confirm=confirmation(yes)))
 
 
 def accept_edit(revision: str, reason: str, yes: bool = False) -> None:
     """Accept an edited applied revision after checking the change; always asks first."""
-    from bot.migrate.repair import accept_edit as accept  # loads Alembic: off migrate's at-head path
+    from bot.migrate.journal.repair import accept_edit as accept  # loads Alembic: off migrate's at-head path
 
     def command(config: Config) -> None:
         report = accept(config, revision, reason, confirm=confirmation(yes))

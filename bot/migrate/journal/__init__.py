@@ -8,17 +8,11 @@ deadlocks with itself.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import re
-import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -40,10 +34,10 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Dialect, Row
 from sqlalchemy.types import TypeEngine
 
-from bot import __version__
 from bot.data.engine import INTERNAL
 from bot.errors import Refused
-from bot.paths import PROJECT_ROOT
+from bot.migrate.journal.origin import Origin
+from bot.redact import redact
 
 JOURNAL_TABLE = "toolkit_journal"
 SCHEMA_TABLE = "toolkit_journal_schema"
@@ -136,22 +130,6 @@ UPGRADES: dict[int, Callable[[Connection], None]] = {}
 
 
 @dataclass(frozen=True)
-class Origin:
-    """Who is writing: the host, process, OS user, application version and ENV of this run."""
-
-    host: str
-    pid: int
-    os_user: str
-    app_version: str
-    environment: str
-
-    def values(self) -> dict[str, object]:
-        """The origin as column values."""
-        return {"host": self.host[:255], "pid": self.pid, "os_user": self.os_user[:64],
-                "app_version": self.app_version[:64], "environment": self.environment[:32]}
-
-
-@dataclass(frozen=True)
 class Entry:
     """One journal row as the readers see it."""
 
@@ -203,60 +181,9 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def origin(environment: str) -> Origin:
-    """This process as the journal records it."""
-    return Origin(host=socket.gethostname(), pid=os.getpid(), os_user=os_user(), app_version=app_version(),
-                  environment=environment)
-
-
-def os_user() -> str:
-    """The login name, or the numeric uid in containers without a passwd entry."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-@cache
-def app_version() -> str:
-    """bot.__version__, plus the git commit when the project is a checkout (read from .git, no subprocess)."""
-    commit = _git_commit(PROJECT_ROOT / ".git")
-    return f"{__version__}+{commit[:12]}" if commit else __version__
-
-
-def _git_commit(git_dir: Path) -> str | None:
-    """HEAD's commit id from the files git keeps, or None when that is not cheap to know."""
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head if re.fullmatch(r"[0-9a-f]{40}", head) else None
-        ref = head[5:]
-        ref_file = git_dir / ref
-        if ref_file.is_file():
-            return ref_file.read_text().strip() or None
-        for line in (git_dir / "packed-refs").read_text().splitlines():
-            commit, _, name = line.partition(" ")
-            if name == ref:
-                return commit
-    except OSError:
-        return None
-    return None
-
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s]*@")
-_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b")
-_KEY_VALUE = re.compile(r"(?i)\b(password|passwd|pwd|secret|token)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)")
-
-
 def sanitize(text: str, secrets: Iterable[str] = ()) -> str:
-    """An error summary fit for a database row: no known secret, URL password, bot token or password=…"""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
-    text = _TOKEN.sub("***", text)
-    text = _KEY_VALUE.sub(lambda match: f"{match[1]}{match[2]}***", text)
-    text = " ".join(text.split())
+    """An error summary fit for a database row: the one redactor (bot.redact), on one line, at most ERROR_LIMIT."""
+    text = " ".join(redact(text, secrets).split())
     return text if len(text) <= ERROR_LIMIT else text[:ERROR_LIMIT - 1] + "…"
 
 
@@ -327,35 +254,6 @@ def close_run(connection: Connection, run_id: int, *, started_at: datetime, succ
                  finished_at=finished_at, duration_ms=(finished_at - started_at).total_seconds() * 1000)
 
 
-class InterruptedStep(TypedDict):
-    """What interrupted_step() returns: the journal columns of the step an open run is in."""
-
-    revision: str
-    description: str
-    from_revision: str | None
-    to_revision: str | None
-    started_at: datetime
-
-
-def interrupted_step(run: Entry, later: Iterable[Entry]) -> InterruptedStep | None:
-    """The planned step an open run is in, or died in: the first one without a row of its own.
-
-    `later` holds rows written after the run row. None when the run's last step row is itself open (its
-    DDL commits as it goes, so that row tells) or every planned step has a row.
-    """
-    mine = sorted((entry for entry in later if entry.kind == STEP and entry.id > run.id
-                   and (entry.host, entry.pid) == (run.host, run.pid)), key=lambda entry: entry.id)
-    if mine and mine[-1].status in UNFINISHED:
-        return None
-    planned = json.loads(run.details or "{}").get("steps", [])
-    if len(mine) >= len(planned):
-        return None
-    revision, message, source, destination = planned[len(mine)]
-    since = mine[-1].finished_at if mine and mine[-1].finished_at else run.started_at
-    return {"revision": revision, "description": message, "from_revision": source, "to_revision": destination,
-            "started_at": since}
-
-
 def update_entry(connection: Connection, entry_id: int, **values: object) -> None:
     """Change one row in the caller's transaction."""
     connection.execute(update(journal).where(journal.c.id == entry_id).values(**values), execution_options=INTERNAL)
@@ -420,7 +318,7 @@ def entries(connection: Connection, *, limit: int | None = None, kinds: Iterable
         query = query.where(journal.c.kind.in_(list(kinds)))
     if limit is not None:
         query = query.limit(limit)
-    return [_entry(row) for row in connection.execute(query)]
+    return [entry_of(row) for row in connection.execute(query)]
 
 
 def open_entries(connection: Connection) -> list[Entry]:
@@ -429,7 +327,7 @@ def open_entries(connection: Connection) -> list[Entry]:
         return []
     query = (select(journal).where(journal.c.status.in_(UNFINISHED), journal.c.resolved_by.is_(None))
              .order_by(journal.c.id))
-    return [_entry(row) for row in connection.execute(query)]
+    return [entry_of(row) for row in connection.execute(query)]
 
 
 def durations(connection: Connection, direction: str) -> dict[str, float]:
@@ -443,62 +341,8 @@ def durations(connection: Connection, direction: str) -> dict[str, float]:
     return {row.revision: float(row.duration_ms) for row in connection.execute(query) if row.duration_ms is not None}
 
 
-def settle(connection: Connection, who: Origin) -> list[Entry]:
-    """Under the migration lock: close what dead runs left open and return the unresolved half-applied rows.
-
-    A running row here belongs to a process that is gone (it would hold the lock otherwise). A run row
-    means the database rolled its current step back: that step gets an aborted entry and simply runs
-    again. A step row means its DDL may have committed in part: it becomes half-applied.
-    """
-    def work(conn: Connection) -> list[Entry]:
-        found = open_entries(conn)
-        for entry in found:
-            if entry.status != RUNNING:
-                continue
-            if entry.kind == RUN:
-                _abort_run(conn, entry, who)
-                continue
-            status = ABORTED if entry.transactional else HALF_APPLIED
-            note = ("the process ended before the step finished; the database rolled it back"
-                    if entry.transactional else
-                    "the process ended before the step finished; DDL that ran before that stayed committed")
-            update_entry(conn, entry.id, status=status, success=False,
-                         error=sanitize(f"{note} (found by pid {who.pid} on {who.host})"))
-        return [entry for entry in open_entries(conn) if entry.status == HALF_APPLIED]
-
-    return committed(connection, work)
-
-
-def _abort_run(connection: Connection, run: Entry, who: Origin) -> None:
-    """Close a dead run's row and give the step it died in an aborted entry, in the caller's transaction."""
-    found_by = f"found by pid {who.pid} on {who.host}"
-    later = [_entry(row) for row in connection.execute(
-        select(journal).where(journal.c.id > run.id, journal.c.kind == STEP).order_by(journal.c.id))]
-    step = interrupted_step(run, later)
-    if step is not None:
-        insert_entry(connection, kind=STEP, status=ABORTED, who=run.origin(), direction=run.direction,
-                     transactional=True, success=False,
-                     error=sanitize(f"the process ended during this step; the database rolled it back ({found_by})"),
-                     **step)
-    update_entry(connection, run.id, status=ABORTED, success=False,
-                 error=sanitize(f"the process ended before the run finished ({found_by})"))
-
-
-def half_applied_now(entries_found: Iterable[Entry], lock_free: bool) -> list[Entry]:
-    """Which open rows are half-applied, judged without writing: running rows count only when nobody holds the lock."""
-    return [entry for entry in entries_found
-            if entry.status == HALF_APPLIED or (entry.status == RUNNING and lock_free and not entry.transactional)]
-
-
-def resolve(connection: Connection, stamp_id: int) -> list[int]:
-    """Mark every open row as resolved by a stamp, in the caller's transaction; returns their ids."""
-    ids = [entry.id for entry in open_entries(connection)]
-    if ids:
-        connection.execute(update(journal).where(journal.c.id.in_(ids)).values(resolved_by=stamp_id))
-    return ids
-
-
-def _entry(row: Row[Any]) -> Entry:
+def entry_of(row: Row[Any]) -> Entry:
+    """A selected journal row as an Entry."""
     data = row._mapping
     return Entry(**{name: data[name] for name in Entry.__dataclass_fields__})
 
@@ -507,25 +351,3 @@ def _end_transaction(connection: Connection) -> None:
     """Commit whatever the connection auto-began (reads only, by contract) so a block of our own can start."""
     if connection.in_transaction():
         connection.commit()
-
-
-def prepare(connection: Connection, who: Origin) -> list[Entry]:
-    """Under the migration lock, before any step: the journal exists and is current, dead runs are settled."""
-    ensure_schema(connection)
-    return settle(connection, who)
-
-
-def refuse_half_applied(found: Iterable[Entry], location: str) -> None:
-    """Refuse to change a half-applied database, naming the revision and the way out."""
-    entry = next(iter(found), None)
-    if entry is None:
-        return
-    done = entry.to_revision or "base"
-    undone = entry.from_revision or "base"
-    ending = (f"failed ({entry.error})" if entry.finished_at is not None and entry.error else "never finished")
-    raise Refused(
-        f"revision {entry.revision} ({entry.description}) is half-applied on {location}",
-        f"its {entry.direction} started {iso(entry.started_at)} by {entry.os_user}@{entry.host} (pid {entry.pid}) "
-        f"and {ending}, and DDL that ran before that stayed committed",
-        f"repair the schema by hand, then run `invoke stamp --to {done}` if you completed the {entry.direction} "
-        f"or `invoke stamp --to {undone}` if you undid it (see docs/JOURNAL.md)")

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bot.collector import command_process
-from bot.data.urls import written_passwords
+from bot.commands.output import OutputClosed
 from bot.errors import ConfigError, ExitCode, Interrupted, ToolkitError
-from bot.logs import configure_logging, get_logger, register_secrets
-from bot.output import OutputClosed
-from bot.settings import Config, load_config, load_env_file, logging_settings
+from bot.logs import configure_logging, get_logger
+from bot.redact import register
+from bot.settings.config import Config
+from bot.settings.loading import load_config, load_env_file, logging_settings, secret_texts
+from bot.signals import command_stop_signal
 
 T = TypeVar("T")
 log = get_logger("bot.boundary")
@@ -29,27 +31,19 @@ def prepare(*, log_summary: bool = False) -> Config:
     configure_logging(*logging_settings(os.environ, stderr_is_terminal=terminal))
     if env_file_problem is not None:
         raise env_file_problem
-    _register_raw_secrets()
+    register(secret_texts(os.environ))  # the raw values too, in case validation fails on them and says so
     config = load_config(os.environ, stderr_is_terminal=terminal)
     configure_logging(config.log_level, config.log_format)
-    register_secrets(config.secrets())
+    register(config.secrets())
     if log_summary:
         log.info("configuration loaded", **config.summary())
     return config
 
 
-def _register_raw_secrets() -> None:
-    """Redact the raw values too, in case validation fails on them and a message quotes them."""
-    token = os.environ.get("BOT_TOKEN", "").strip()
-    register_secrets([token] if len(token) >= 8 else [])
-    passwords = written_passwords(os.environ.get("DATABASE_URL", ""))
-    register_secrets([password for password in passwords if len(password) >= 4])
-
-
 def run(command: Callable[[Config], T], *, log_summary: bool = False) -> T:
     """Run a command inside the boundary; on an error, log one line and exit with its code."""
     try:
-        with command_process():
+        with command_process(), command_stop_signal():
             config = prepare(log_summary=log_summary)
             return command(config)
     except OutputClosed:

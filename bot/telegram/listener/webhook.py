@@ -14,8 +14,8 @@ from aiohttp import web
 
 from bot.errors import ConfigError
 from bot.logs import get_logger
-from bot.settings import Config
-from bot.telegram.health import RuntimeState, start_site
+from bot.settings.config import Config
+from bot.telegram.listener.health import RuntimeState, start_site
 from bot.telegram.tracker import HandlerTracker
 
 log = get_logger("bot.telegram.webhook")

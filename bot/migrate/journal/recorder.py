@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from bot.data.engine import INTERNAL
 from bot.logs import get_logger
 from bot.migrate import journal
+from bot.migrate.journal.origin import Origin
 from bot.migrate.plan import PlannedStep
 
 log = get_logger("bot.migrations")
@@ -33,7 +34,7 @@ log = get_logger("bot.migrations")
 class StepRecorder:
     """Writes a run row and one journal row per step; bound to the migration connection while the steps run."""
 
-    who: journal.Origin
+    who: Origin
     direction: str
     secrets: tuple[str, ...] = ()
     known_durations: Mapping[str, float] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
 from bot.logs import get_logger
-from bot.telegram.health import RuntimeState
+from bot.telegram.listener.health import RuntimeState
 
 log = get_logger("bot.telegram")
 

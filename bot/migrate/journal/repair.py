@@ -16,11 +16,13 @@ from sqlalchemy.engine import Connection
 
 from bot.errors import ConfigError
 from bot.logs import get_logger
-from bot.migrate import checksums, journal
+from bot.migrate import journal
 from bot.migrate.graph import PICK_A_REVISION, UNRESOLVED, applied_revisions, revision_or_refuse, scripts_of
+from bot.migrate.journal import checksums, settle
+from bot.migrate.journal.origin import Origin
 from bot.migrate.plan import Confirm
 from bot.migrate.session import locked
-from bot.settings import Config
+from bot.settings.config import Config
 from bot.signals import run_guarded
 
 log = get_logger("bot.migrations")
@@ -44,7 +46,7 @@ def stamp(config: Config, to: str, *, confirm: Confirm | None) -> StampReport:
     scripts = scripts_of(config)
     target = to.strip()
     revision_or_refuse(scripts, target, "stamp to")
-    return run_guarded(lambda guard: _stamp(config, scripts, target, confirm))
+    return run_guarded(lambda _stop: _stamp(config, scripts, target, confirm))
 
 
 async def _stamp(config: Config, scripts: ScriptDirectory, target: str, confirm: Confirm | None) -> StampReport:
@@ -59,7 +61,7 @@ async def _stamp(config: Config, scripts: ScriptDirectory, target: str, confirm:
 
 
 def _write(connection: Connection, scripts: ScriptDirectory, target: str, before: tuple[str, ...],
-           who: journal.Origin) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
+           who: Origin) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
     """Move alembic_version and journal the move in one transaction."""
 
     def work(conn: Connection) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
@@ -75,7 +77,7 @@ def _write(connection: Connection, scripts: ScriptDirectory, target: str, before
             description=f"stamp --to {target}", revision=",".join(after) or None, direction="stamp",
             from_revision=",".join(before) or None, to_revision=",".join(after) or None, transactional=True,
             finished_at=journal.now(), duration_ms=(time.perf_counter() - started) * 1000, success=True)
-        return entry_id, after, tuple(journal.resolve(conn, entry_id))
+        return entry_id, after, tuple(settle.resolve(conn, entry_id))
 
     return journal.committed(connection, work)
 
@@ -105,7 +107,7 @@ def accept_edit(config: Config, revision: str, reason: str, *, confirm: Confirm 
     if script is None:
         raise ConfigError(f"--revision {target!r} is not a revision", "accept-edit takes one revision id",
                           "pick the revision `invoke status` lists as edited")
-    return run_guarded(lambda guard: _accept(config, scripts, script.revision, reason.strip(), confirm))
+    return run_guarded(lambda _stop: _accept(config, scripts, script.revision, reason.strip(), confirm))
 
 
 async def _accept(config: Config, scripts: ScriptDirectory, revision: str, reason: str,

@@ -9,7 +9,8 @@ import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from bot.settings import TELEGRAM_API_DEFAULT, Config
+from bot.settings.config import Config
+from bot.settings.table import TELEGRAM_API_DEFAULT
 
 
 class BotApiError(Exception):

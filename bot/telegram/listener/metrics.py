@@ -24,7 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bot import __version__
-from bot.telegram.health import ROLES, RuntimeState
+from bot.telegram.listener.health import ROLES, RuntimeState
 
 # Sizes a handler or a migration step can reasonably take, in seconds.
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -8,8 +8,8 @@ from typing import Any
 
 from bot.data.presence import require_existing_database
 from bot.errors import CheckFailed, ToolkitError
-from bot.settings import Config
-from bot.telegram.botapi import BotApiError, call
+from bot.settings.config import Config
+from bot.telegram.outbound.botapi import BotApiError, call
 
 # Doctor answers quickly: it never waits the full DB_WAIT_TIMEOUT for a database that is down.
 DATABASE_TIMEOUT = 5.0

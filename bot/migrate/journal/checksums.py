@@ -25,7 +25,8 @@ from sqlalchemy.engine import Connection
 from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate import journal
-from bot.settings import Config
+from bot.migrate.journal.origin import Origin
+from bot.settings.config import Config
 
 log = get_logger("bot.migrations")
 
@@ -203,7 +204,7 @@ def _details(text: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def record_baseline(connection: Connection, who: journal.Origin,
+def record_baseline(connection: Connection, who: Origin,
                     scripts: Iterable[tuple[str, str, ModuleType | None]], revisions: set[str]) -> list[str]:
     """Give applied revisions the journal has no checksum for one now (they ran before checksums were kept)."""
     wanted = [(revision, path, module) for revision, path, module in scripts if revision in revisions]
@@ -220,7 +221,7 @@ def record_baseline(connection: Connection, who: journal.Origin,
     return journal.committed(connection, work)
 
 
-def accept(connection: Connection, who: journal.Origin, revision: str, checksum: Checksum, reason: str,
+def accept(connection: Connection, who: Origin, revision: str, checksum: Checksum, reason: str,
            previous: Checksum | None) -> int:
     """Journal an operator's acceptance of an edited applied revision; returns the entry id."""
     return journal.committed(connection, lambda conn: _insert_accepted(
@@ -228,7 +229,7 @@ def accept(connection: Connection, who: journal.Origin, revision: str, checksum:
 
 
 def record_digest_at_head(connection: Connection, heads: tuple[str, ...], current: tuple[str, ...],
-                          who: journal.Origin, files: Mapping[str, str]) -> None:
+                          who: Origin, files: Mapping[str, str]) -> None:
     """At the scripts' single head, keep the journal's digest equal to the files' (what the at-head fast path reads)."""
     if len(heads) != 1 or set(current) != set(heads):
         return
@@ -238,7 +239,7 @@ def record_digest_at_head(connection: Connection, heads: tuple[str, ...], curren
         connection.commit()
 
 
-def record_digest(connection: Connection, who: journal.Origin, files: Mapping[str, str]) -> int:
+def record_digest(connection: Connection, who: Origin, files: Mapping[str, str]) -> int:
     """One row with the digest of every revision's file checksum, for the fast path."""
     details = json.dumps({"digest": digest(files), "revisions": len(files)}, separators=(",", ":"))
     return journal.committed(connection, lambda conn: journal.insert_entry(
@@ -246,7 +247,7 @@ def record_digest(connection: Connection, who: journal.Origin, files: Mapping[st
         description=f"checksums of {len(files)} revision(s) at head", success=True, details=details))
 
 
-def _insert_accepted(connection: Connection, who: journal.Origin, revision: str, checksum: Checksum,
+def _insert_accepted(connection: Connection, who: Origin, revision: str, checksum: Checksum,
                      moment: Any, reason: str, previous: Checksum | None = None) -> int:
     details = {"checksum": checksum.as_json(), "reason": reason,
                "previous": previous.as_json() if previous is not None else None}
