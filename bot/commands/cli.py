@@ -6,18 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.commands.boundary import run
-from bot.commands.confirm import confirmation
-from bot.commands.doctor import diagnose, raise_on_failure, render_json, render_table
 from bot.commands.flags import revision_target, whole_number
 from bot.commands.output import print_result
 from bot.errors import ConfigError, MigrationFailed, Refused
 from bot.migrate import api as migrations
-from bot.migrate.rails.guards import downgrade_guards
-from bot.settings.config import Config
-from bot.startup import start as start_bot
-from bot.telegram.outbound.notify import alert_migration_failed
+
+if TYPE_CHECKING:
+    from bot.settings.config import Config
 
 
 def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False, no_backup: bool = False,
@@ -32,6 +30,8 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
         try:
             migrations.upgrade(config, to=target)
         except MigrationFailed as error:
+            from bot.telegram.outbound.notify import alert_migration_failed  # only when a migration failed
+
             alert_migration_failed(config, error)  # only when BOT_TOKEN and ADMIN_IDS are set; bounded
             raise
 
@@ -41,6 +41,9 @@ def migrate(to: str = "head", sql: bool = False, allow_destructive: bool = False
 def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = False, sql: bool = False,
              no_backup: bool = False, x: Sequence[str] = ()) -> None:
     """Downgrade N steps or to a revision; production asks first; a verified backup comes before."""
+    from bot.commands.confirm import confirmation  # the prompt and the backup rail: changing commands only
+    from bot.migrate.rails.guards import downgrade_guards
+
     def command(config: Config) -> None:
         config = _with_flags(config, x=x)
         target = revision_target(to)
@@ -56,6 +59,9 @@ def rollback(steps: int | str | None = None, to: str | None = None, yes: bool = 
 
 def rollback_base(yes: bool = False, sql: bool = False, no_backup: bool = False) -> None:
     """Undo every revision; always asks first; a verified backup comes before."""
+    from bot.commands.confirm import confirmation  # the prompt and the backup rail: changing commands only
+    from bot.migrate.rails.guards import downgrade_guards
+
     def command(config: Config) -> None:
         if sql:
             _print_sql(config, "downgrade", "base")
@@ -68,6 +74,7 @@ def rollback_base(yes: bool = False, sql: bool = False, no_backup: bool = False)
 
 def restore(path: str, yes: bool = False, no_backup: bool = False) -> None:
     """Restore a backup under the migration lock; always asks first; the current state is backed up before."""
+    from bot.commands.confirm import confirmation  # the prompt: changing commands only
     from bot.migrate.rails.restore import restore as restore_backup  # loads Alembic: off migrate's at-head path
 
     def command(config: Config) -> None:
@@ -127,6 +134,7 @@ def status(as_json: bool = False, check: bool = False) -> None:
 
 def stamp(to: str, yes: bool = False) -> None:
     """Set the database's revision by hand after repairing a half-applied one; always asks first."""
+    from bot.commands.confirm import confirmation  # the prompt: changing commands only
     from bot.migrate.journal.repair import stamp as stamp_database  # loads Alembic: off migrate's at-head path
 
     run(lambda config: stamp_database(config, revision_target(to) or to, confirm=confirmation(yes)))
@@ -134,6 +142,7 @@ def stamp(to: str, yes: bool = False) -> None:
 
 def accept_edit(revision: str, reason: str, yes: bool = False) -> None:
     """Accept an edited applied revision after checking the change; always asks first."""
+    from bot.commands.confirm import confirmation  # the prompt: changing commands only
     from bot.migrate.journal.repair import accept_edit as accept  # loads Alembic: off migrate's at-head path
 
     def command(config: Config) -> None:
@@ -165,6 +174,8 @@ def revision(message: str, autogenerate: bool = False) -> None:
 
 def start(allow_destructive: bool = False, x: Sequence[str] = ()) -> None:
     """The startup sequence: migrate when production says so, refuse a stale schema, run the bot."""
+    from bot.startup import start as start_bot  # the start-up sequence: `start` only
+
     run(lambda config: start_bot(_with_flags(config, allow_destructive=allow_destructive, x=x)), log_summary=True)
 
 
@@ -195,6 +206,8 @@ def _with_flags(config: Config, *, allow_destructive: bool = False, no_backup: b
 
 def doctor(as_json: bool = False) -> None:
     """Print the effective configuration (secrets masked), database and Bot API verdicts; exit 7 on a failure."""
+    from bot.commands.doctor import diagnose, raise_on_failure, render_json, render_table  # `doctor` only
+
     def command(config: Config) -> None:
         findings = diagnose(config)
         print_result(render_json(config, findings) if as_json else render_table(config, findings))

@@ -8,7 +8,7 @@ without loading Alembic; everything else imports its modules lazily, off that pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -16,10 +16,11 @@ from bot import collector
 from bot.errors import ConfigError, Refused
 from bot.logs import get_logger
 from bot.migrate import fastpath
-from bot.migrate.journal import checksums, settle
-from bot.migrate.plan import Confirm, Guard, MigrationReport
-from bot.settings.config import Config
-from bot.signals import run_guarded
+from bot.migrate.report import MigrationReport
+
+if TYPE_CHECKING:
+    from bot.migrate.plan import Confirm, Guard
+    from bot.settings.config import Config
 
 log = get_logger("bot.migrations")
 
@@ -76,6 +77,7 @@ def run_migrations_if_needed(config: Config) -> MigrationReport | None:
     if fastpath.at_head(config) is not None:
         return None
     from bot.migrate.graph import refuse_unsafe_state  # loads Alembic: off the at-head fast path
+    from bot.migrate.journal import checksums, settle
     from bot.migrate.read.overview import read_overview
 
     found = read_overview(config, missing_is_empty=True)  # one read: revisions, alembic_version and the journal
@@ -101,6 +103,7 @@ def create_revision(message: str, autogenerate: bool = False, *, config: Config)
     from alembic import command  # Alembic loads only for the commands that need it
     from bot.migrate.graph import alembic_config, load_scripts, next_revision_id
     from bot.migrate.session import read
+    from bot.signals import run_guarded
 
     if not message.strip():
         raise ConfigError("the revision message is empty", "it names the file and the history entry",

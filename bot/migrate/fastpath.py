@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.logs import get_logger
+from bot.migrate.journal_sql import fetch, latest_digest, unfinished
 from bot.migrate.manifest import Manifest, build, declined, fresh_manifest, manifest_path, read_manifest, scripts_at
 from bot.paths import ALEMBIC_INI
 
@@ -76,12 +77,9 @@ def script_heads(ini: Path = ALEMBIC_INI) -> tuple[str, ...]:
 
 def read_database(url: URL) -> tuple[tuple[str, ...], list[tuple[Any, ...]], str | None]:
     """alembic_version's rows, the journal's unfinished rows and its checksum digest, through the sync driver."""
-    from bot.migrate import journal
-    from bot.migrate.journal import checksums
-
     with _sync_connection(url) as connection:
-        current = tuple(str(row[0]) for row in _fetch(connection, "SELECT version_num FROM alembic_version"))
-        return current, journal.unfinished(connection), checksums.latest_digest(connection)
+        current = tuple(str(row[0]) for row in fetch(connection, "SELECT version_num FROM alembic_version"))
+        return current, unfinished(connection), latest_digest(connection)
 
 
 def _sync_connection(url: URL) -> Any:
@@ -129,7 +127,7 @@ def _psycopg_connect(url: URL, connect_args: dict[str, Any]) -> Any:
 def _encrypted(guarded: _closing) -> bool:
     """Whether a MySQL session runs over TLS; closes the connection when it does not (or cannot say)."""
     try:
-        cipher = _fetch(guarded.connection, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        cipher = fetch(guarded.connection, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")
     except Exception:
         guarded.__exit__()
         raise
@@ -155,15 +153,6 @@ class _closing:
         finally:
             if self.dispose is not None:
                 self.dispose()
-
-
-def _fetch(connection: Any, sql: str) -> list[tuple[Any, ...]]:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(sql)
-        return [tuple(row) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def main() -> None:

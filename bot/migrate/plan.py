@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only for the Guard signature: this module loads on the at-head fast path
@@ -48,18 +48,6 @@ class PlannedStep:
 
 
 @dataclass(frozen=True)
-class StepResult:
-    """A step that finished and committed."""
-
-    revision: str
-    direction: str
-    message: str
-    source: tuple[str, ...]
-    destination: tuple[str, ...]
-    duration_ms: float
-
-
-@dataclass(frozen=True)
 class Plan:
     """What a command is about to do, shown to the operator before a destructive change."""
 
@@ -70,17 +58,6 @@ class Plan:
     target: str
     steps: tuple[PlannedStep, ...]
     source: str | None = None  # restore: the backup file the data comes from
-
-
-@dataclass(frozen=True)
-class MigrationReport:
-    """What a command did."""
-
-    direction: str
-    before: tuple[str, ...]
-    after: tuple[str, ...]
-    steps: tuple[StepResult, ...] = field(default_factory=tuple)
-    duration_ms: float = 0.0
 
 
 Confirm = Callable[[Plan], bool]

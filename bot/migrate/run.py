@@ -41,9 +41,10 @@ from bot.migrate.graph import (
 from bot.migrate.journal import checksums, settle
 from bot.migrate.journal.origin import Origin
 from bot.migrate.journal.recorder import RemainingEstimate, StepRecorder, joined
-from bot.migrate.plan import Confirm, Guard, MigrationReport, StepResult
+from bot.migrate.plan import Confirm, Guard
 from bot.migrate.rails.guards import REVIEW, bound_ddl_locks, ddl_limit_hint, record
 from bot.migrate.rails.tools import MYSQL_BACKENDS
+from bot.migrate.report import MigrationReport, StepResult
 from bot.migrate.review.catalog import Catalog
 from bot.migrate.review.checker import ALLOW, COLLECT, ENFORCE, REPORT, REPORTED, Review, ReviewRefused
 from bot.migrate.session import LockedSession, locked

@@ -32,7 +32,7 @@ from bot.telegram.tracker import HandlerTracker
 if TYPE_CHECKING:  # aiohttp.web and aiogram's webhook server load only when health or webhooks are on
     from aiohttp import web
 
-    from bot.migrate.plan import MigrationReport
+    from bot.migrate.report import MigrationReport
 
 log = get_logger("bot.telegram")
 

@@ -89,6 +89,7 @@ def test_restore_bad_inputs_change_nothing(sqlite_url: URL, postgres_url: URL, t
     assert ("restore", "ok", "0002") not in journal_rows(sqlite_url)
 
 
+@pytest.mark.slow
 def test_failed_restore_is_journaled_and_keeps_the_journal(postgres_url: URL, mariadb_url: URL, tmp_path: Path) -> None:
     """A table held by a bot session: exit 6, nothing changed. A broken MariaDB dump: exit 4, journal intact."""
     pg = Config(database_url=postgres_url, backup_dir=tmp_path / "pg", ddl_lock_timeout=1.0)

@@ -18,6 +18,7 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.logs import events_named, json_lines
 
 
+@pytest.mark.slow
 def test_unreachable_bot_api_is_retried_then_exits_9(sqlite_url: URL, monkeypatch: pytest.MonkeyPatch,
                                                       capfd: pytest.CaptureFixture[str]) -> None:
     """A Bot API nobody answers is retried with backoff for BOT_API_WAIT_TIMEOUT, then start exits 9 with one line."""

@@ -50,6 +50,7 @@ def test_closed_port_waits_then_exits_3_naming_host_and_database(project: Path) 
     assert PASSWORD not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_database_that_comes_up_during_the_wait_is_used(backend: str, request: pytest.FixtureRequest,
                                                         monkeypatch: pytest.MonkeyPatch,

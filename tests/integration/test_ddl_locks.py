@@ -27,6 +27,7 @@ def rollback_md_lock_wait_status() -> str:
     return said.group(1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytest.FixtureRequest) -> None:
     """An open transaction reading users blocks ALTER TABLE; DDL_LOCK_TIMEOUT=1 without retries fails in about 1 s."""
@@ -61,6 +62,7 @@ def test_migration_behind_a_long_lock_fails_cleanly(backend: str, request: pytes
     assert migrations.upgrade(config, to="0002").after == ("0002",), "nothing was half-done: the next run simply works"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_step_behind_a_lock_is_retried_until_the_lock_goes(backend: str, request: pytest.FixtureRequest,
                                                             caplog: pytest.LogCaptureFixture) -> None:

@@ -31,6 +31,7 @@ def _sigterm_during_reply(telegram: FakeTelegram, text: str) -> threading.Thread
 
 
 
+@pytest.mark.slow
 def test_sigterm_lets_a_slow_handler_deliver_its_reply(sqlite_url: URL, telegram: FakeTelegram,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """SIGTERM mid-handler: polling stops, the reply still goes out, the update is acknowledged, admins told."""
@@ -105,6 +106,7 @@ def test_the_next_leader_receives_the_cut_update_again(sqlite_url: URL, telegram
     assert events_named(capsys.readouterr().err, "bot stopped")[-1]["cut"] == 0
 
 
+@pytest.mark.slow
 def test_updates_held_back_behind_a_slow_handler_are_each_handled_once(sqlite_url: URL, telegram: FakeTelegram,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """While one handler is slow, newer updates are handled at once and exactly once, without a getUpdates storm."""

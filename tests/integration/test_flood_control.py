@@ -45,6 +45,7 @@ def _sent_at(telegram: FakeTelegram, chat_id: int) -> list[float]:
     return [call.at for call in telegram.calls_to("sendMessage", TOKEN) if call.params["chat_id"] == str(chat_id)]
 
 
+@pytest.mark.slow
 def test_a_429_is_waited_out_and_one_beyond_the_maximum_wait_is_dropped(
         sqlite_url: URL, telegram: FakeTelegram, capsys: pytest.CaptureFixture[str]) -> None:
     """A reply answered 429 retry_after 1 is sent 1 s later; one told to wait 5 s (max 2) is dropped, logged once."""
@@ -92,6 +93,7 @@ def test_a_429_is_waited_out_and_one_beyond_the_maximum_wait_is_dropped(
     assert events_named(err, "update failed") == [] and "Cause exception" not in err, "the drop is logged once"
 
 
+@pytest.mark.slow
 def test_messages_are_paced_per_chat_and_overall(telegram: FakeTelegram) -> None:
     """With Telegram's limits a chat gets 3 at once then 1 per second, and 33 chats share 30 per second."""
     metrics = BotMetrics(RuntimeState(mode="polling"))
@@ -114,6 +116,7 @@ def test_messages_are_paced_per_chat_and_overall(telegram: FakeTelegram) -> None
     assert delays["chat"] >= 1.5 and delays["overall"] > 0, delays
 
 
+@pytest.mark.slow
 def test_groups_get_their_own_slower_bucket_and_pacing_can_be_turned_off(telegram: FakeTelegram) -> None:
     """A group waits for its per-minute bucket (here 2 per second); with pacing off the same burst is not held."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
+from bot import startup
 from bot.errors import Refused
 from bot.migrate import api as migrations
 from bot.migrate import journal
@@ -249,7 +250,7 @@ def test_start_flag_allows_destructive_for_this_run(monkeypatch: pytest.MonkeyPa
     from bot.commands import cli
 
     seen: list[Config] = []
-    monkeypatch.setattr(cli, "start_bot", seen.append)
+    monkeypatch.setattr(startup, "start", seen.append)
     cli.start(allow_destructive=True)
     cli.start()
     assert [config.allow_destructive_migrations for config in seen] == [True, False]

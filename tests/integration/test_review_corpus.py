@@ -23,7 +23,9 @@ from tests.support.database import schema, versions
 from tests.support.review_corpus import APPLIES, BACKENDS, CASES, FAILS, Case
 from tests.support.revisions import HEAD, NEXT, revision_source, revisions_folder
 
-PARAMETERS = [pytest.param(case, backend, id=f"{backend}-{case.name}")
+# On SQLite in the fast lane; on the servers (a database made and migrated per case) with the slow tests.
+PARAMETERS = [pytest.param(case, backend, id=f"{backend}-{case.name}",
+                           marks=() if backend == "sqlite" else (pytest.mark.slow,))
               for case in CASES for backend in BACKENDS if case.expect.get(backend) is not None]
 FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mariadb": "mariadb_url"}
 

@@ -21,6 +21,7 @@ from tests.support.logs import events_named
 SECRET = "s3cret-token_for-webhooks"
 
 
+@pytest.mark.slow
 def test_webhook_serves_updates_checks_the_secret_and_drains(sqlite_url: URL, telegram: FakeTelegram,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """setWebhook carries URL and secret; a right secret is handled, wrong/missing get 401, draining gets 503."""

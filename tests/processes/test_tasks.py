@@ -153,6 +153,6 @@ def test_commands_keep_the_bytecode_cache_unless_told_not_to(project: Path, tmp_
                if key != "PYTHONDONTWRITEBYTECODE"}
     shown = run_invoke(project, "status", env=default)
     assert shown.returncode == 0, shown.stderr
-    assert list((project / "bot" / "__pycache__").glob("cli.*.pyc"))
+    assert list((project / "bot" / "commands" / "__pycache__").glob("cli.*.pyc"))
     assert list((project / "alembic" / "versions" / "__pycache__").glob("0001_*.pyc"))
     assert not list(project.glob("__pycache__/tasks.*.pyc")), "Invoke still keeps tasks.pyc out of the tree"

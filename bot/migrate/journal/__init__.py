@@ -37,33 +37,58 @@ from sqlalchemy.types import TypeEngine
 from bot.data.engine import INTERNAL
 from bot.errors import Refused
 from bot.migrate.journal.origin import Origin
+from bot.migrate.journal_sql import (  # the journal's names, shared with the at-head fast path
+    ABORTED as ABORTED,
+)
+from bot.migrate.journal_sql import (
+    APPLIED as APPLIED,
+)
+from bot.migrate.journal_sql import (
+    FAILED as FAILED,
+)
+from bot.migrate.journal_sql import (
+    HALF_APPLIED as HALF_APPLIED,
+)
+from bot.migrate.journal_sql import (
+    JOURNAL_TABLE as JOURNAL_TABLE,
+)
+from bot.migrate.journal_sql import (
+    OK as OK,
+)
+from bot.migrate.journal_sql import (
+    REVERTED as REVERTED,
+)
+from bot.migrate.journal_sql import (
+    RUN as RUN,
+)
+from bot.migrate.journal_sql import (
+    RUNNING as RUNNING,
+)
+from bot.migrate.journal_sql import (
+    SCHEMA_TABLE as SCHEMA_TABLE,
+)
+from bot.migrate.journal_sql import (
+    STAMP as STAMP,
+)
+from bot.migrate.journal_sql import (
+    STAMPED as STAMPED,
+)
+from bot.migrate.journal_sql import (
+    STEP as STEP,
+)
+from bot.migrate.journal_sql import (
+    UNFINISHED as UNFINISHED,
+)
+from bot.migrate.journal_sql import (
+    unfinished as unfinished,
+)
 from bot.redact import redact
 
-JOURNAL_TABLE = "toolkit_journal"
-SCHEMA_TABLE = "toolkit_journal_schema"
 SCHEMA_VERSION = 1
-
-# Row states. A step row starts as RUNNING and ends in one of the others.
-RUNNING = "running"
-APPLIED = "applied"
-REVERTED = "reverted"
-FAILED = "failed"
-ABORTED = "aborted"
-HALF_APPLIED = "half-applied"
-STAMPED = "stamped"
-OK = "ok"
-UNFINISHED = (RUNNING, HALF_APPLIED)
-
-STEP = "step"
-STAMP = "stamp"
-RUN = "run"
 
 ERROR_LIMIT = 500
 
-# One cheap SELECT, no parameters, valid on every backend: the rows that block or may block a start.
-UNFINISHED_SQL = (f"SELECT id, revision, direction, from_revision, to_revision, status, transactional, started_at, "
-                  f"host, pid FROM {JOURNAL_TABLE} WHERE status IN ('{RUNNING}', '{HALF_APPLIED}') "
-                  f"AND resolved_by IS NULL ORDER BY id")
+
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -287,21 +312,6 @@ def record_event(connection: Connection, kind: str, *, who: Origin, description:
     return committed(connection, lambda conn: insert_entry(
         conn, kind=kind, status="ok" if success else FAILED, who=who, started_at=started_at,
         description=description, **values))
-
-
-def unfinished(connection: Any) -> list[tuple[Any, ...]]:
-    """Rows that are running or half-applied, by one parameterless SELECT on a SQLAlchemy or DB-API connection.
-
-    Raises the driver's error when the journal table does not exist yet (nothing was migrated by the toolkit).
-    """
-    if hasattr(connection, "exec_driver_sql"):
-        return [tuple(row) for row in connection.exec_driver_sql(UNFINISHED_SQL)]
-    cursor = connection.cursor()
-    try:
-        cursor.execute(UNFINISHED_SQL)
-        return [tuple(row) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def exists(connection: Connection) -> bool:

@@ -26,11 +26,11 @@ from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate import journal
 from bot.migrate.journal.origin import Origin
+from bot.migrate.journal_sql import CHECKSUMS, details_of, latest_digest
 from bot.settings.config import Config
 
 log = get_logger("bot.migrations")
 
-CHECKSUMS = "checksums"  # journal kind: the digest of every revision's file checksum, after an upgrade to head
 ACCEPTED = "checksum"  # journal kind: an edit of an applied revision, accepted by an operator (or a baseline)
 
 
@@ -139,7 +139,7 @@ def recorded(connection: Connection) -> dict[str, tuple[int, Checksum]]:
              .order_by(table.c.id))
     found: dict[str, tuple[int, Checksum]] = {}
     for row in connection.execute(query):
-        checksum = Checksum.from_json(_details(row.details).get("checksum"))
+        checksum = Checksum.from_json(details_of(row.details).get("checksum"))
         if checksum is not None and row.revision:
             found[str(row.revision)] = (int(row.id), checksum)
     return found
@@ -176,32 +176,6 @@ def scripts_of(scripts: Any) -> list[tuple[str, str, ModuleType | None]]:
 def files_of(triples: Iterable[tuple[str, str, ModuleType | None]]) -> dict[str, str]:
     """Each revision's file checksum."""
     return {revision: file_checksum(path) for revision, path, _module in triples}
-
-
-def latest_digest(connection: Any) -> str | None:
-    """The digest of the last upgrade to head, by one parameterless SELECT on a SQLAlchemy or DB-API connection."""
-    sql = (f"SELECT details FROM {journal.JOURNAL_TABLE} WHERE kind = '{CHECKSUMS}' ORDER BY id DESC LIMIT 1")
-    if hasattr(connection, "exec_driver_sql"):
-        rows = list(connection.exec_driver_sql(sql))
-    else:
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-    if not rows:
-        return None
-    value = _details(rows[0][0]).get("digest")
-    return value if isinstance(value, str) else None
-
-
-def _details(text: str | None) -> dict[str, Any]:
-    try:
-        data = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def record_baseline(connection: Connection, who: Origin,
