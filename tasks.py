@@ -143,6 +143,22 @@ def review(c: Context, json: bool = False, from_: str | None = None) -> None:
     cli.review(as_json=json, start=from_)
 
 
+@task(name="squash", iterable=["server", "leave_out"],
+      help={"to": "The revision the baseline stands for (default: head).",
+            "check": "Re-verify the committed baseline against the history; exit 7 on a difference (for CI).",
+            "retire": "Delete the revision files the committed baseline covers; a stand-in revision replaces them.",
+            "server": "A database server URL to make and verify the baseline on as well (repeatable; SQLite and "
+                      "DATABASE_URL's server are always used).",
+            "leave-out": "An object the baseline cannot carry, left out knowingly, e.g. 'trigger t on users' "
+                         "(repeatable)."})
+def squash(c: Context, to: str | None = None, check: bool = False, retire: bool = False,
+           server: list[str] | None = None, leave_out: list[str] | None = None) -> None:
+    """Squash the history up to a revision into a verified baseline that fresh databases take in one step."""
+    from bot.commands import cli  # lazy: `invoke --list` never loads the toolkit
+
+    cli.squash(to=to, check=check, retire=retire, servers=server or [], leave_out=leave_out or [])
+
+
 @task(help={"json": "Print one JSON document on stdout instead of the table."})
 def doctor(c: Context, json: bool = False) -> None:
     """Show the effective configuration (secrets masked) and whether the database and Bot API answer."""

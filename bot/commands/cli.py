@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot.commands.boundary import run
 from bot.commands.flags import revision_target, whole_number
 from bot.commands.output import print_result
-from bot.errors import ConfigError, MigrationFailed, Refused
+from bot.errors import CheckFailed, ConfigError, MigrationFailed, Refused
 from bot.migrate import api as migrations
 
 if TYPE_CHECKING:
@@ -188,6 +188,37 @@ def review(as_json: bool = False, start: str | None = None) -> None:
         report = review_pending(config, revision_target(start, "--from"))
         print_result(json.dumps(report.as_json(), indent=2) if as_json else format_review(report))
         check_report(report)
+
+    run(command)
+
+
+def squash(to: str | None = None, check: bool = False, retire: bool = False, servers: Sequence[str] = (),
+           leave_out: Sequence[str] = ()) -> None:
+    """Make and verify a baseline (or --check the committed one, or --retire the files it covers)."""
+    from bot.data.urls import normalize_database_url  # squash only
+    from bot.migrate.baseline import squash as baseline  # loads Alembic and the catalog readers: squash only
+
+    def command(config: Config) -> None:
+        if check and retire:
+            raise ConfigError("--check and --retire were both given", "one checks the baseline, the other deletes "
+                              "files", "run `invoke squash --check` first, then `invoke squash --retire`")
+        urls = [normalize_database_url(raw) for raw in servers]
+        if retire:
+            retired, deleted, standin = baseline.retire(config)
+            print_result(f"baseline {retired.revision}: {len(deleted)} revision file(s) retired (they stay in commit "
+                         f"{retired.retired_in}); {standin} stands in for them")
+            return
+        report = baseline.check(config, servers=urls) if check else \
+            baseline.squash(config, revision_target(to), servers=urls, leave_out=leave_out)
+        verb = "checked" if check else ("written to " + str(report.written) if report.written else "not written")
+        print_result("\n".join([f"baseline {report.revision} (covers {report.covered} revision(s)): {verb}",
+                                 *report.lines()]))
+        if not report.equal:
+            count = sum(len(build.differences) for build in report.builds) + len(report.problems)
+            raise CheckFailed(f"baseline {report.revision} differs from the history in {count} place(s)",
+                              "see the list on stdout" + ("" if check else "; nothing was written"),
+                              "squash again from the revisions as they are (`invoke squash --to "
+                              f"{report.revision}`), or restore the edited file from version control")
 
     run(command)
 

@@ -76,12 +76,14 @@ def run_migrations_if_needed(config: Config) -> MigrationReport | None:
         return upgrade(config, "head")
     if fastpath.at_head(config) is not None:
         return None
-    from bot.migrate.graph import refuse_unsafe_state  # loads Alembic: off the at-head fast path
+    from bot.migrate.baseline.standin import refuse_covered  # loads Alembic: off the at-head fast path
+    from bot.migrate.graph import refuse_unsafe_state
     from bot.migrate.journal import checksums, settle
     from bot.migrate.read.overview import read_overview
 
     found = read_overview(config, missing_is_empty=True)  # one read: revisions, alembic_version and the journal
     state = found.state
+    refuse_covered(found.baseline, state.unknown)
     refuse_unsafe_state(state)
     settle.refuse_half_applied(found.half_applied, found.location)
     checksums.refuse_edited(found.edited, config, found.location)

@@ -17,7 +17,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from bot import collector
 from bot.data.urls import where
@@ -25,6 +25,8 @@ from bot.data.waiting import is_lock_wait, reason
 from bot.errors import Interrupted, MigrationFailed, Refused, ToolkitError
 from bot.logs import get_logger
 from bot.migrate import journal, manifest
+from bot.migrate.baseline.standin import fresh_scripts, is_standin, refuse_stranded
+from bot.migrate.baseline.standin import step_details as standin_details
 from bot.migrate.graph import (
     alembic_config,
     applied_revisions,
@@ -144,11 +146,17 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
     files = manifest.snapshot(scripts, config.alembic_ini)
     file_checksums: dict[str, str] = {}  # read once, after the snapshot: for the manifest and the checksum checks
 
-    def check(before: tuple[str, ...]) -> None:
+    def check(before: tuple[str, ...], dialect: Dialect) -> None:
+        nonlocal scripts
+        whole = scripts
+        if not before and direction == "upgrade":
+            scripts = fresh_scripts(scripts, dialect, target)  # a fresh database takes the baseline, if any
+        refuse_stranded(scripts, before)
         with collector.loading():  # the first look at the graph imports every revision script
             state = status_of(scripts, before)
         file_checksums.update(checksums.files_of(checksums.scripts_of(scripts)))
-        manifest.remember(scripts, files, file_checksums)  # Alembic has just read the graph: the next start reuses it
+        if scripts is whole:  # Alembic has just read the graph: the next start reuses it
+            manifest.remember(scripts, files, file_checksums)
         if direction == "upgrade" and target == "head":
             refuse_unsafe_state(state)
         else:
@@ -162,7 +170,10 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
         upgrading = direction == "upgrade"
         if upgrading:
             await connection.run_sync(validate_checksums, config, scripts, before, session.who, file_checksums)
-        steps = tuple(planned(step) for step in plan_steps(scripts, direction, target, before))
+        revision_steps = plan_steps(scripts, direction, target, before)
+        if direction == "downgrade" and target != "base":
+            refuse_partial_undo(revision_steps)
+        steps = tuple(planned(step) for step in revision_steps)
         plan = session.plan(direction, target, steps)
         if not steps:
             log.info("nothing to migrate", direction=direction, target=target, current=list(before))
@@ -191,6 +202,16 @@ async def _migrate(config: Config, direction: str, target: str, confirm: Confirm
         log.info("migrations complete", direction=direction, applied=len(results),
                  duration_ms=round(total, 1), revision=",".join(after) or None)
         return MigrationReport(direction, before, after, tuple(results), total)
+
+
+def refuse_partial_undo(steps: Sequence[RevisionStep]) -> None:
+    """Undoing a baseline drops everything it made: that is rollback-base, with its own prompt, never a step count."""
+    for step in steps:
+        if is_standin(step.revision):
+            raise Refused(f"this rollback would undo baseline {step.revision.revision}",
+                          "undoing a baseline drops every table it made (and their rows)",
+                          "roll back to the baseline at most (`invoke rollback --to "
+                          f"{step.revision.revision}`), or undo everything with `invoke rollback-base`")
 
 
 def review_mode(config: Config) -> str:
@@ -255,7 +276,9 @@ class StepsRun:
         """What the step's journal row keeps beyond its columns: the file's checksums (upgrades), the review."""
         details: dict[str, object] = {}
         step = observer.current
-        if self.direction == "upgrade" and step is not None:
+        if self.direction == "upgrade" and step is not None and is_standin(step.revision):
+            details.update(standin_details(step.revision, self.session.connection.dialect))
+        elif self.direction == "upgrade" and step is not None:
             script = step.revision
             details["checksum"] = checksums.of_script(script.path, script.module,
                                                       self.file_checksums.get(script.revision)).as_json()

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.data.engine import create_engine
@@ -91,13 +91,15 @@ class LockedSession:
 
 @asynccontextmanager
 async def locked(config: Config, *,
-                 check: Callable[[tuple[str, ...]], None] | None = None) -> AsyncIterator[LockedSession]:
-    """Connect, take the migration lock, read the revision, run `check` on it, then settle the journal."""
+                 check: Callable[[tuple[str, ...], Dialect], None] | None = None) -> AsyncIterator[LockedSession]:
+    """Connect, take the migration lock, read the revision, run `check` on it (and the server's dialect), then
+    settle the journal."""
     async with connection(config) as (engine, opened):
         async with migration_lock(engine, config.database_url, config.migration_lock_timeout):
             before = await opened.run_sync(current_heads)
             if check is not None:
-                check(before)  # before the journal table is created or settled: a refusal changes nothing
+                # Before the journal table is created or settled: a refusal changes nothing.
+                check(before, opened.dialect)
             who = this_process(config.env)
             half = await opened.run_sync(settle.prepare, who)
             yield LockedSession(config, engine, opened, before, who, tuple(half))

@@ -28,7 +28,7 @@ LOG_FORMATS = ("json", "console")
 
 # The tasks, as `invoke --list` names them; a setting lists those that read it.
 COMMANDS = ("migrate", "review", "rollback", "rollback-base", "restore", "check", "history", "status", "stamp",
-            "accept-edit", "revision", "start", "doctor")
+            "accept-edit", "revision", "squash", "start", "doctor")
 EVERY = frozenset(COMMANDS)
 CHANGING = frozenset({"migrate", "rollback", "rollback-base", "restore", "stamp", "accept-edit", "start"})
 BACKED_UP = frozenset({"migrate", "rollback", "rollback-base", "restore", "start"})

@@ -103,6 +103,7 @@ def test_every_task_reads_only_what_its_column_says(recorded: Callable[[Callable
     (next((tmp_path / "scripts" / "versions").glob("*_add_settings.py"))).unlink()
     sigterm_after(lambda: telegram.wait_for("getUpdates", token=TOKEN, timeout=30))
     found["start"] = recorded(cli.start)
+    found["squash"] = recorded(cli.squash)
     assert set(found) == set(COMMANDS)
     for command, fields in found.items():
         assert fields, f"{command} read no setting: the recording is broken"

@@ -81,3 +81,103 @@ def add_slow_revision(project: Path, seconds: float, *, revision: str = NEXT, do
         op.execute(f"SELECT {{sleep}}({{seconds}})")
     """, f'op.drop_column("users", "{column}")', message="slow on purpose", revision=revision,
         down_revision=down_revision, header="import os\nreviewed_destructive = None"), f"{revision}_slow.py")
+
+
+# A history with every kind of object a baseline carries, written so each database makes what it can hold.
+RICH_REVISIONS = (
+    ("plans and their seed rows", '''
+        backend = op.get_bind().dialect.name
+        kind = sa.Enum("free", "paid", "team", name="plan_kind")
+        identity = sa.Identity(start=10, increment=5) if backend == "postgresql" else None
+        id_column = sa.Column("id", sa.Integer, identity, primary_key=True) if identity is not None \\
+            else sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
+        plans = op.create_table(
+            "plans", id_column,
+            sa.Column("name", sa.String(40), nullable=False, unique=True),
+            sa.Column("kind", kind, nullable=False, server_default="free"),
+            sa.Column("price", sa.Numeric(10, 2), nullable=False, server_default="0"),
+            sa.Column("note", sa.Text, nullable=True),
+            sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+            sa.CheckConstraint("price >= 0", name="ck_plans_price"),
+            sqlite_autoincrement=True,
+        )
+        op.bulk_insert(plans, [
+            {"name": "free", "kind": "free", "price": 0, "note": "it's: free", "created_at": SEEDED},
+            {"name": "pro", "kind": "paid", "price": 9.5, "note": None, "created_at": SEEDED},
+            {"name": "team", "kind": "team", "price": 29, "note": "50% off :first month", "created_at": SEEDED},
+            {"name": "gone", "kind": "paid", "price": 1, "note": None, "created_at": SEEDED},
+        ])
+    ''', 'op.drop_table("plans")\nsa.Enum(name="plan_kind").drop(op.get_bind(), checkfirst=True)'),
+    ("subscriptions with keys and indexes", '''
+        backend = op.get_bind().dialect.name
+        op.create_table(
+            "subscriptions",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+            sa.Column("plan_id", sa.Integer, sa.ForeignKey("plans.id"), nullable=False),
+            sa.Column("state", sa.String(16), nullable=False, server_default="active"),
+            sa.Column("code", sa.String(32), nullable=True),
+            sa.UniqueConstraint("user_id", "plan_id", name="uq_subscriptions_user_plan"),
+        )
+        op.create_index("ix_subscriptions_state", "subscriptions", ["state"])
+        if backend == "postgresql":
+            op.create_index("ix_subscriptions_active", "subscriptions", ["user_id"],
+                            postgresql_where=sa.text("state = 'active'"))
+            op.create_index("ix_subscriptions_code_lower", "subscriptions", [sa.text("lower(code)")])
+        elif backend == "sqlite":
+            op.create_index("ix_subscriptions_active", "subscriptions", ["user_id"],
+                            sqlite_where=sa.text("state = 'active'"))
+            op.create_index("ix_subscriptions_code_lower", "subscriptions", [sa.text("lower(code)")])
+    ''', 'op.drop_table("subscriptions")'),
+    ("invoice numbers", '''
+        backend = op.get_bind().dialect.name
+        if backend == "postgresql":
+            op.execute("CREATE SEQUENCE invoice_numbers START WITH 1000 INCREMENT BY 10")
+            op.execute("SELECT nextval('invoice_numbers')")
+            op.execute("SELECT nextval('invoice_numbers')")
+        invoices = op.create_table(
+            "invoices",
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("number", sa.Integer, nullable=True),
+            sqlite_autoincrement=True,
+        )
+        op.bulk_insert(invoices, [{"number": 1}, {"number": 2}, {"number": 3}])
+        op.execute("DELETE FROM invoices WHERE number = 3")
+    ''', 'op.drop_table("invoices")\nop.execute("DROP SEQUENCE IF EXISTS invoice_numbers") '
+         'if op.get_bind().dialect.name == "postgresql" else None'),
+    ("views over plans", '''
+        op.execute("CREATE VIEW paid_plans AS SELECT id, name, price FROM plans WHERE kind <> 'free'")
+        op.execute("CREATE VIEW cheap_paid_plans AS SELECT id, name FROM paid_plans WHERE price < 10")
+    ''', 'op.execute("DROP VIEW cheap_paid_plans")\nop.execute("DROP VIEW paid_plans")'),
+    ("a data fix", '''
+        op.execute("UPDATE plans SET price = 12.5 WHERE name = 'pro'")
+        op.execute("DELETE FROM plans WHERE name = 'gone'")
+    ''', "pass"),
+)
+
+
+def rich_history(total: int, *, after: str = HEAD) -> list[tuple[str, str]]:
+    """(file name, source) of `total` revisions after `after`: every kind of object first, then column churn."""
+    files: list[tuple[str, str]] = []
+    down = after
+    for index in range(total):
+        revision = f"{int(after) + index + 1:04d}"
+        if index < len(RICH_REVISIONS):
+            message, upgrade, downgrade = RICH_REVISIONS[index]
+        elif index == len(RICH_REVISIONS):
+            message, upgrade, downgrade = "churn table", \
+                'op.create_table("churn", sa.Column("id", sa.Integer, primary_key=True))', 'op.drop_table("churn")'
+        elif (index - len(RICH_REVISIONS)) % 2:
+            message, upgrade, downgrade = f"churn {revision}", \
+                f'op.add_column("churn", sa.Column("c{revision}", sa.Integer, nullable=True))', \
+                f'op.drop_column("churn", "c{revision}")'
+        else:
+            message, upgrade, downgrade = f"churn {revision}", \
+                f'op.drop_column("churn", "c{int(revision) - 1:04d}")', \
+                f'op.add_column("churn", sa.Column("c{int(revision) - 1:04d}", sa.Integer, nullable=True))'
+        files.append((f"{revision}_{message.replace(' ', '_')[:30]}.py",
+                      revision_source(upgrade, downgrade, message=message, revision=revision, down_revision=down,
+                                      header='import datetime\nreviewed_destructive = "test history"\n'
+                                             'SEEDED = datetime.datetime(2026, 1, 1, 12, 0)')))
+        down = revision
+    return files

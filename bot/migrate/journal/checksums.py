@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from bot.errors import Refused
 from bot.logs import get_logger
 from bot.migrate import journal
+from bot.migrate.baseline.store import MARK
 from bot.migrate.journal.origin import Origin
 from bot.migrate.journal_sql import CHECKSUMS, details_of, latest_digest
 from bot.settings.config import Config
@@ -169,8 +170,13 @@ def missing(connection: Connection, revisions: Iterable[str]) -> set[str]:
 
 
 def scripts_of(scripts: Any) -> list[tuple[str, str, ModuleType | None]]:
-    """(revision, path, module) of every script of an Alembic ScriptDirectory."""
-    return [(script.revision, str(script.path), script.module) for script in scripts.walk_revisions()]
+    """(revision, path, module) of every script of an Alembic ScriptDirectory but a baseline's stand-in.
+
+    A stand-in's file is the same for every baseline of its revision; what it runs is checked by the
+    baseline's own checksums (docs/BASELINE.md).
+    """
+    return [(script.revision, str(script.path), script.module) for script in scripts.walk_revisions()
+            if getattr(script.module, MARK, None) is None]
 
 
 def files_of(triples: Iterable[tuple[str, str, ModuleType | None]]) -> dict[str, str]:

@@ -43,7 +43,7 @@ def find_drift(config: Config) -> tuple[list[Difference], tuple[str, ...]]:
     def compare(connection: Connection) -> tuple[list[Difference], tuple[str, ...]]:
         context = MigrationContext.configure(connection, opts={"include_name": include_name, "compare_type": True,
                                                                "target_metadata": Base.metadata})
-        return [item for diff in compare_metadata(context, Base.metadata) for item in _describe(diff)], \
+        return [item for diff in compare_metadata(context, Base.metadata) for item in describe(diff)], \
             current_heads(connection)
 
     return read_on_connection(config, compare)
@@ -65,10 +65,10 @@ def check_drift(config: Config) -> str:
                       "write a revision for the change (`invoke revision -m … --autogenerate`), or run pending ones")
 
 
-def _describe(diff: Any) -> list[Difference]:
+def describe(diff: Any) -> list[Difference]:
     """Alembic's diff tuples (or lists of them, for column changes) as readable differences."""
     if isinstance(diff, list):
-        return [item for part in diff for item in _describe(part)]
+        return [item for part in diff for item in describe(part)]
     kind = diff[0]
     if kind == "add_table":
         return [Difference(diff[1].name, None, "in the models, missing from the database")]

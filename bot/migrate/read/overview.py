@@ -21,6 +21,8 @@ from bot.data.urls import where
 from bot.data.waiting import open_connection
 from bot.errors import CheckFailed, LockTimeout
 from bot.migrate import journal
+from bot.migrate.baseline.standin import baseline_of
+from bot.migrate.baseline.store import Baseline
 from bot.migrate.graph import alembic_config, applied_revisions, current_heads, history_of, load_scripts, status_of
 from bot.migrate.journal import checksums, settle
 from bot.migrate.plan import RevisionInfo, Status
@@ -55,6 +57,12 @@ class Overview:
     last_entry: journal.Entry | None
     journal_version: int | None
     edited: tuple[checksums.Edited, ...] = ()
+    baseline: Baseline | None = None
+
+    @property
+    def covered(self) -> frozenset[str]:
+        """The revisions the project's baseline stands for (empty without one)."""
+        return self.baseline.covered_revisions if self.baseline is not None else frozenset()
 
     @property
     def check_problems(self) -> list[str]:
@@ -81,8 +89,10 @@ def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview
     """
     scripts = load_scripts(alembic_config(config))
     url = config.database_url
+    baseline = baseline_of(scripts)
     if missing_is_empty and sqlite_file_missing(url):
-        return _combine(where(url), status_of(scripts, ()), history_of(scripts, ()), None, [], True)
+        return replace(_combine(where(url), status_of(scripts, ()), history_of(scripts, ()), None, [], True),
+                       baseline=baseline)
     require_existing_database(url)
 
     async def read() -> Overview:
@@ -100,7 +110,7 @@ def read_overview(config: Config, *, missing_is_empty: bool = False) -> Overview
             await engine.dispose()
         found = _combine(where(url), status_of(scripts, current), history_of(scripts, current), version, rows,
                          lock_free)
-        return replace(found, edited=tuple(edited))
+        return replace(found, edited=tuple(edited), baseline=baseline)
 
     return run_guarded(lambda _stop: read())
 
@@ -115,6 +125,10 @@ def check(overview: Overview) -> None:
 
 def _check_fix(overview: Overview) -> str:
     """The way out of the first problem migrate cannot solve by itself, else `invoke migrate`."""
+    stranded = [revision for revision in overview.state.unknown if revision in overview.covered]
+    if stranded and overview.baseline is not None:
+        return (f"revision {stranded[0]} is covered by baseline {overview.baseline.revision} and its file is retired: "
+                f"migrate it with commit {overview.baseline.retired_in} first (docs/BASELINE.md)")
     if overview.state.unknown:
         return ("migrate refuses a revision the scripts do not know: deploy the code that has it, or restore a "
                 "backup taken at a revision these scripts know (docs/ROLLBACK.md)")
@@ -136,6 +150,7 @@ def history_document(overview: Overview, limit: int | None = None) -> dict[str, 
         "current": list(overview.state.current),
         "heads": list(overview.state.heads),
         "half_applied": bool(overview.half_applied),
+        "baseline": baseline_document(overview.baseline),
         "revisions": [{
             "revision": record.info.revision,
             "message": record.info.message,
@@ -144,6 +159,7 @@ def history_document(overview: Overview, limit: int | None = None) -> dict[str, 
             "is_current": record.info.is_current,
             "status": record.status,
             "edited": record.info.revision in {item.revision for item in overview.edited},
+            "in_baseline": record.info.revision in overview.covered,
             "last_applied": None if record.last_applied is None else _applied_json(record.last_applied),
             "last_entry": None if record.last_entry is None else record.last_entry.as_json(),
         } for record in revisions],
@@ -167,7 +183,16 @@ def status_document(overview: Overview) -> dict[str, object]:
         "journal_schema_version": overview.journal_version,
         "edited": [item.as_json() for item in overview.edited],
         "problems": overview.check_problems,
+        "baseline": baseline_document(overview.baseline),
     }
+
+
+def baseline_document(baseline: Baseline | None) -> dict[str, object] | None:
+    """The project's baseline in --json: its revision, what it covers, the commit holding retired files."""
+    if baseline is None:
+        return None
+    return {"revision": baseline.revision, "covers": [item.revision for item in baseline.covered],
+            "dialects": sorted(baseline.dialects), "retired_in": baseline.retired_in}
 
 
 def _edited(connection: Connection, scripts: Any, current: tuple[str, ...]) -> list[checksums.Edited]:

@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 
 from bot.errors import Refused
 from bot.logs import get_logger
+from bot.migrate.baseline.standin import fresh_scripts
 from bot.migrate.graph import alembic_config, current_heads, load_scripts, plan_steps, planned
 from bot.migrate.session import read_on_connection
 from bot.settings.config import Config
@@ -29,6 +30,8 @@ def render_sql(config: Config, direction: str, target: str) -> str:
     alembic_cfg = alembic_config(config)
     scripts = load_scripts(alembic_cfg)
     heads = _current(config)
+    if not heads and direction == "upgrade":  # a fresh database would take the baseline: show its statements
+        scripts = fresh_scripts(scripts, config.database_url.get_dialect()(), target)
     steps = plan_steps(scripts, direction, target, heads)
     if not steps:
         log.info("nothing to render", direction=direction, target=target, current=list(heads))

@@ -23,12 +23,24 @@ def format_journal_history(overview: Overview, limit: int | None = None) -> str:
         when = _when(entry.finished_at or entry.started_at) if shown and entry else "-"
         who = f"{entry.os_user}@{entry.host}" if shown and entry else "-"
         took = _took(entry.duration_ms) if shown and entry else "-"
-        marks = [word for word, on in (("current", info.is_current), ("head", info.is_head)) if on]
+        marks = [word for word, on in (("current", info.is_current), ("head", info.is_head),
+                                       ("in baseline", info.revision in overview.covered)) if on]
         parents = ", ".join(info.down_revisions) or "base"
         word = "edited" if info.revision in edited else record.status
         lines.append(f"{info.revision:<12} {word:<12} {when:<20} {who[:28]:<28} {took:>10}  {parents:<12} "
                      f"{info.message}" + (f"  ({', '.join(marks)})" if marks else ""))
+    if overview.baseline is not None:
+        lines.append(f"baseline {baseline_line(overview)}")
     return "\n".join(lines)
+
+
+def baseline_line(overview: Overview) -> str:
+    """What the project's baseline stands for, and where retired files are."""
+    baseline = overview.baseline
+    assert baseline is not None
+    where = f"; files retired, in commit {baseline.retired_in}" if baseline.retired_in else ""
+    return (f"{baseline.revision}: covers {len(baseline.covered)} revision(s), {baseline.span}; fresh databases take "
+            f"it in one step{where}")
 
 
 def format_journal_status(overview: Overview) -> str:
@@ -40,6 +52,8 @@ def format_journal_status(overview: Overview) -> str:
             ("pending", str(len(state.pending))), ("half-applied", half or "no")]
     if state.unknown:
         rows.append(("unknown", ", ".join(state.unknown) + "  (not in the revision scripts)"))
+    if overview.baseline is not None:
+        rows.append(("baseline", baseline_line(overview)))
     if overview.edited:
         rows.append(("edited", ", ".join(item.revision for item in overview.edited)
                      + "  (file changed since applied: see docs/REVIEW.md)"))
