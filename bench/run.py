@@ -6,8 +6,9 @@ Every comparison runs A and B as whole processes, interleaved (ABAB… with the 
 after warm-up runs, so that machine noise hits both sides alike; only the ratio of the medians is judged.
 M1 interleaves batches through two dispatchers inside one process instead (bench/update_cost.py): what it
 measures, the cost of a middleware per update, is too small to see across processes.
-Projects are temporary copies of this one with N generated revisions; databases are throwaway SQLite files
-and PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest suite.
+Projects are temporary copies of this one with N generated revisions (G8: a history with every kind of object,
+tests.support.revisions.rich_history, squashed into a baseline); databases are throwaway SQLite files and
+PostgreSQL databases on 127.0.0.1:5432. Nothing here is part of the pytest suite.
 """
 
 from __future__ import annotations
@@ -209,9 +210,27 @@ def make_project(base: Path, revisions: int) -> Path:
     for number in range(3, revisions + 1):
         rev, down = f"{number:04d}", f"{number - 1:04d}"
         (versions / f"{rev}_bench_step.py").write_text(REVISION.format(rev=rev, down=down))
-    past = time.time() - 120  # a checkout made earlier: outside the manifest's racy window
+    backdate(versions)
+    return target
+
+
+def backdate(versions: Path) -> None:
+    """Give the revision files an earlier mtime, as in a checkout made earlier: outside the manifest's racy window."""
+    past = time.time() - 120
     for path in versions.glob("*.py"):
         os.utime(path, (past, past))
+
+
+def make_rich_project(base: Path, revisions: int) -> Path:
+    """A project copy whose history is 0001, 0002 and tests.support's rich history (every kind of object, then
+    column churn on one table), N revisions in all: its schema stays the same size whatever N is."""
+    from tests.support.revisions import rich_history  # reads the checkout's revisions: G8 only
+
+    target = make_project(base, 2).rename(base / f"rich_{revisions}")
+    versions = target / "alembic" / "versions"
+    for name, source in rich_history(revisions - 2):
+        (versions / name).write_text(source)
+    backdate(versions)
     return target
 
 
@@ -379,14 +398,15 @@ def goal_start(base: Path, mode: Mode) -> None:
 
 
 def goal_empty(base: Path, mode: Mode) -> None:
-    """G4: migrate from an empty PostgreSQL database vs plain Alembic committing each step on its own."""
+    """G4: migrate from an empty PostgreSQL database vs the floor: plain Alembic per step as an Invoke task, with
+    the least a journal and a review add (plain Alembic committing each step on its own: information)."""
     for revisions, rounds in mode.empty_rounds:
         folder = base / f"g4_{revisions}"
         project = make_project(folder, revisions)
         ini = make_plain(folder, project, "postgresql+psycopg://unused", "plain")
         a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini, True), rounds, 1)
-        RESULTS.append(Result("G4", f"migrate from empty PostgreSQL, {revisions:,} revisions, lock + journal + "
-                              "review on / plain alembic with transaction_per_migration=True", a, b, 1.1,
+        RESULTS.append(Result("G4", f"(information) migrate from empty PostgreSQL, {revisions:,} revisions, lock + "
+                              "journal + review on / plain alembic with transaction_per_migration=True", a, b, None,
                               note="both commit each step on its own"))
         a, b = interleave(partial(plain_empty, project, ini, True, True), partial(plain_empty, project, ini, True),
                           rounds, 1)
@@ -395,8 +415,8 @@ def goal_empty(base: Path, mode: Mode) -> None:
                               "transaction, every statement parsed) / plain alembic per step", a, b, None,
                               note="what the goal's own obligations and Invoke cost, written the obvious way"))
         a, b = interleave(partial(migrate_empty, project), partial(plain_empty, project, ini, True, True), rounds, 1)
-        RESULTS.append(Result("G4", f"(proposed) migrate from empty PostgreSQL, {revisions:,} revisions / the floor",
-                              a, b, 1.1, note="what the toolkit adds beyond the obligations; see docs/PERFORMANCE.md"))
+        RESULTS.append(Result("G4", f"migrate from empty PostgreSQL, {revisions:,} revisions / the floor", a, b, 1.10,
+                              note="what the toolkit adds beyond the obligations; see docs/PERFORMANCE.md"))
     env = clean_env()
     a, b = interleave(lambda: run_timed([PY, "-c", "import invoke"], env, base),
                       lambda: run_timed([PY, "-c", "pass"], env, base), mode.rounds, mode.warmup)
@@ -465,6 +485,27 @@ def plain_empty(project: Path, ini: Path, per_step: bool = False, floor: bool = 
             (ini.parent / "tasks.py").unlink()
 
 
+def migrate_empty_sqlite(project: Path) -> float:
+    """`invoke migrate` on a SQLite file that does not exist yet (removed afterwards)."""
+    database = project.parent / f"fresh_{uuid.uuid4().hex[:10]}.db"
+    try:
+        return run_timed(invoke(project, "migrate"), clean_env(DATABASE_URL=f"sqlite:///{database}"), project)
+    finally:
+        for path in database.parent.glob(database.name + "*"):  # the file and any -journal / -wal beside it
+            path.unlink()
+
+
+def plain_empty_sqlite(project: Path, ini: Path) -> float:
+    """Plain `alembic upgrade head` (its default, one transaction) on a SQLite file that does not exist yet."""
+    database = ini.parent / f"fresh_{uuid.uuid4().hex[:10]}.db"
+    ini.write_text(PLAIN_INI.format(versions=project / "alembic" / "versions", url=f"sqlite:///{database}", extra=""))
+    try:
+        return run_timed(alembic(ini, "upgrade", "head"), clean_env(), ini.parent)
+    finally:
+        for path in database.parent.glob(database.name + "*"):
+            path.unlink()
+
+
 def driver_floor(per_step: bool, steps: int) -> float:
     """What the server and driver alone take for the steps' statements, with no Python between them."""
     import psycopg
@@ -488,6 +529,44 @@ def driver_floor(per_step: bool, steps: int) -> float:
         connection.execute("RESET synchronous_commit")
         connection.commit()
         return (time.perf_counter() - started) * 1000
+
+
+def goal_baseline(base: Path, mode: Mode) -> None:
+    """G8: a fresh database through the baseline (`invoke squash` once, then `invoke migrate`) vs plain Alembic
+    replaying the same revision files from empty, on PostgreSQL and SQLite; and flat: 1,000 revisions vs 10."""
+    rounds = dict(mode.empty_rounds)
+    projects: dict[int, Path] = {}
+    squashed: dict[int, float] = {}
+    for revisions in (10, 100, 1000):
+        project = make_rich_project(base / f"g8_{revisions}", revisions)
+        # The baselines of the server of DATABASE_URL (here PostgreSQL) and SQLite; run_timed stops on a failure.
+        squashed[revisions] = run_timed(invoke(project, "squash"), clean_env(DATABASE_URL=pg_url("postgres")),
+                                        project)
+        if not (project / "alembic" / "baseline" / "manifest.json").is_file():
+            raise RuntimeError(f"invoke squash exited 0 but wrote no alembic/baseline/manifest.json in {project}")
+        projects[revisions] = project
+    for backend, migrate, plain in (("PostgreSQL", migrate_empty, plain_empty),
+                                    ("SQLite", migrate_empty_sqlite, plain_empty_sqlite)):
+        for revisions, limit in ((1000, 0.15), (100, 0.5)):
+            project = projects[revisions]
+            # Plain Alembic reads the same versions folder and knows nothing of alembic/baseline: every revision.
+            ini = make_plain(project.parent, project, "unused://", backend.lower())
+            a, b = interleave(partial(migrate, project), partial(plain, project, ini), rounds[revisions], 1)
+            RESULTS.append(Result("G8", f"fresh database through the baseline, {revisions:,} revisions, {backend} / "
+                                  "plain alembic upgrade head from empty", a, b, limit))
+    # What no `invoke migrate` can go below: the process importing what any migration on PostgreSQL needs.
+    ini = make_plain(projects[1000].parent, projects[1000], "unused://", "floor")
+    a, b = interleave(lambda: run_timed([PY, "-c", "import invoke, alembic.command, sqlalchemy.ext.asyncio, psycopg"],
+                                        clean_env(), base),
+                      partial(plain_empty, projects[1000], ini), rounds[1000], 1)
+    RESULTS.append(Result("G8", "(information) a process importing Invoke, Alembic, SQLAlchemy's asyncio and psycopg, "
+                          "running nothing / plain alembic upgrade head from empty, 1,000 revisions, PostgreSQL", a, b,
+                          None, note="the least any `invoke migrate` on PostgreSQL costs against this history"))
+    # Both sides take one baseline step, so this row is cheap: it gets the rounds of the smaller sizes.
+    a, b = interleave(partial(migrate_empty, projects[1000]), partial(migrate_empty, projects[10]), rounds[100], 1)
+    RESULTS.append(Result("G8", "fresh database through the baseline at 1,000 revisions / at 10", a, b, 1.1,
+                          note="PostgreSQL; invoke squash took " + ", ".join(
+                              f"{squashed[n] / 1000:.1f} s at {n:,}" for n in sorted(squashed)) + " (once each)"))
 
 
 def goal_concurrent(base: Path, mode: Mode) -> None:
@@ -721,7 +800,7 @@ def goal_observability(_base: Path, mode: Mode) -> None:
 
 
 GOALS = {"G1": goal_list, "G2": goal_noop, "G3": goal_start, "G4": goal_empty, "G5": goal_concurrent,
-         "G6": goal_throughput, "G7": goal_rolling, "M1": goal_observability, "R1": goal_review}
+         "G6": goal_throughput, "G7": goal_rolling, "G8": goal_baseline, "M1": goal_observability, "R1": goal_review}
 
 
 # -- report --------------------------------------------------------------------------------------------------
@@ -759,9 +838,10 @@ LOAD_BEFORE = os.getloadavg()
 def main() -> None:
     """Parse flags, run the chosen goals in a temporary folder, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="more rounds, bigger batches (about 10 minutes)")
+    parser.add_argument("--full", action="store_true", help="more rounds, bigger batches (about 20 minutes)")
     parser.add_argument("--quick", action="store_true", help="few rounds (about 5 minutes); the default")
-    parser.add_argument("--only", default=",".join(GOALS), help="comma-separated goals, e.g. G2,G3")
+    parser.add_argument("--only", default=",".join(GOALS),
+                        help=f"comma-separated goals out of {','.join(GOALS)} (default: all), e.g. G2,G8")
     options = parser.parse_args()
     mode = FULL if options.full else QUICK
     started = time.perf_counter()

@@ -13,7 +13,8 @@ from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import Connection
 
 from bot.migrate.baseline import mysql, postgres, sqlite
-from bot.migrate.baseline.parts import Captured, bot_tables, dialect_key, reflecting
+from bot.migrate.baseline.parts import Captured, bot_tables, reflecting
+from bot.migrate.baseline.store import dialect_key
 from bot.migrate.graph import include_name
 from bot.migrate.read.drift import describe
 

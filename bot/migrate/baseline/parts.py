@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlglot
 from sqlalchemy import MetaData, Table, insert, select
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import CompileError, SAWarning
 from sqlglot import exp
 
@@ -73,13 +73,6 @@ class Captured:
     def definitions(self) -> dict[str, str]:
         """Each part's definition by its key, for comparing two builds."""
         return {part.key: part.definition for part in self.parts}
-
-
-def dialect_key(dialect: Dialect) -> str:
-    """The baseline a server takes: postgresql, mariadb, mysql or sqlite (MariaDB is told apart once connected)."""
-    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
-        return "mariadb"
-    return dialect.name
 
 
 def bot_tables(names: Iterable[str]) -> list[str]:

@@ -22,9 +22,10 @@ from bot.errors import ConfigError, Refused
 from bot.logs import get_logger
 from bot.migrate.baseline import store
 from bot.migrate.baseline.capture import capture, differences
-from bot.migrate.baseline.parts import Uncarried, dialect_key, refuse_uncarried
+from bot.migrate.baseline.parts import Uncarried, refuse_uncarried
 from bot.migrate.baseline.scratch import quiet_alembic, scratch_connection, sync_engine
 from bot.migrate.baseline.standin import baseline_of, literal_text, standin_path, standin_source
+from bot.migrate.baseline.store import dialect_key
 from bot.migrate.graph import UNRESOLVED, alembic_config, load_scripts
 from bot.migrate.journal.checksums import file_checksum
 from bot.migrate.journal.origin import git_commit

@@ -21,8 +21,7 @@ from sqlalchemy.engine import Dialect
 from alembic import context, op
 from bot.errors import Refused
 from bot.logs import get_logger
-from bot.migrate.baseline.parts import dialect_key
-from bot.migrate.baseline.store import MARK, Baseline, Statements, folder_of, load
+from bot.migrate.baseline.store import FOLDER, MANIFEST, MARK, Baseline, Statements, dialect_key, folder_of, load
 from bot.migrate.graph import known
 
 log = get_logger("bot.baseline")
@@ -47,7 +46,8 @@ def fresh_scripts(scripts: ScriptDirectory, dialect: Dialect, target: str = "hea
     if view is None or not (target in ("head", "heads") or known(view, target)):
         return scripts
     kind = dialect_for(baseline, dialect)
-    baseline.statements(kind or dialect_key(dialect))  # a hand-edited file is refused here, before anything runs
+    assert kind is not None  # fresh_view made a view: the baseline has this database's statements
+    baseline.statements(kind)  # a hand-edited file is refused here, before anything runs
     log.info("fresh database takes the baseline", baseline=baseline.revision, covers=len(baseline.covered),
              dialect=kind)
     return view
@@ -85,7 +85,7 @@ def step_details(script: Script, dialect: Dialect) -> dict[str, object]:
 def folder_of_script(script: Script) -> Path:
     """The baseline folder a stand-in belongs to (in memory: beside its manifest; retired: beside versions)."""
     path = Path(script.path)
-    return path.parent if path.name == "manifest.json" else path.parent.parent / "baseline"
+    return path.parent if path.name == MANIFEST else path.parent.parent / FOLDER
 
 
 def fresh_view(scripts: ScriptDirectory, baseline: Baseline, dialect: Dialect) -> ScriptDirectory | None:
@@ -97,7 +97,7 @@ def fresh_view(scripts: ScriptDirectory, baseline: Baseline, dialect: Dialect) -
     if dialect_for(baseline, dialect) is None or baseline.retired_in is not None:
         return None
     view = copy.copy(scripts)
-    standin = Script(standin_module(baseline), baseline.revision, baseline.folder / "manifest.json")
+    standin = Script(standin_module(baseline), baseline.revision, baseline.folder / MANIFEST)
     covered = baseline.covered_files
 
     def revisions() -> Iterator[Script]:

@@ -20,6 +20,7 @@ from bot.errors import ConfigError, Refused
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Dialect
 
 FOLDER = "baseline"
 MANIFEST = "manifest.json"
@@ -103,6 +104,13 @@ class Baseline:
         return {"baseline": {"revision": self.revision, "covers": len(self.covered), "first": self.covered[0].revision
                              if self.covered else self.revision, "dialect": dialect,
                              "checksum": self.dialects.get(dialect)}}
+
+
+def dialect_key(dialect: Dialect) -> str:
+    """The baseline a server takes: postgresql, mariadb, mysql or sqlite (MariaDB is told apart once connected)."""
+    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
+        return "mariadb"
+    return dialect.name
 
 
 def folder_of(scripts: ScriptDirectory) -> Path:
