@@ -28,32 +28,31 @@ ROWS_PER_INSERT = 500
 
 
 @dataclass(frozen=True)
-class Part:
-    """One object of a schema: the statements that make it and the definition two databases are compared by."""
+class SchemaObject:
+    """What every object a baseline talks about has: a kind and a name."""
 
     kind: str
     name: str
-    statements: tuple[str, ...]
-    definition: str
 
     @property
     def key(self) -> str:
-        """How differences name it: "index ix_users_name"."""
+        """How differences, refusals and --leave-out name it: "index ix_users_name"."""
         return f"{self.kind} {self.name}"
 
 
 @dataclass(frozen=True)
-class Uncarried:
+class Part(SchemaObject):
+    """One object of a schema: the statements that make it and the definition two databases are compared by."""
+
+    statements: tuple[str, ...]
+    definition: str
+
+
+@dataclass(frozen=True)
+class Uncarried(SchemaObject):
     """An object a baseline cannot make (a trigger, a function, an unknown extension)."""
 
-    kind: str
-    name: str
     probe: str  # SQL answering one row while the object exists: finds the revision that made it
-
-    @property
-    def key(self) -> str:
-        """How the refusal and --leave-out name it: "trigger users_touch"."""
-        return f"{self.kind} {self.name}"
 
 
 @dataclass(frozen=True)
